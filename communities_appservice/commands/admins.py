@@ -1,0 +1,34 @@
+"""admin add, admin remove, admin list."""
+
+from __future__ import annotations
+
+from ..rules import AdminRole
+from .framework import Need, Reply, Request, command, join_replies, say
+
+
+@command("admin add", "<user>", "make a member an admin (at most max_admins, owner included)",
+         Need.ADMIN, min_args=1, max_args=1)
+async def admin_add(req: Request) -> Reply:
+    user = req.args[0]
+    await req.service.add_admin(req.space, req.sender, user)
+    return say("{} is now an admin of <b>{}</b>.", user, req.space.name)
+
+
+@command("admin remove", "<user>", "dismiss an admin (never the owner)", Need.ADMIN,
+         min_args=1, max_args=1)
+async def admin_remove(req: Request) -> Reply:
+    user = req.args[0]
+    await req.service.remove_admin(req.space, req.sender, user)
+    return say("{} is no longer an admin of <b>{}</b>.", user, req.space.name)
+
+
+@command("admin list", "", "list the admins", Need.MEMBER, max_args=0)
+async def admin_list(req: Request) -> Reply:
+    roles = await req.service.admin_roles(req.space.space_id)
+    limit = req.service.config.communities.max_admins
+    lines = [say("<b>{}</b> admins ({}/{}):", req.space.name, len(roles), limit)]
+    lines += [
+        say("• {}{}", user, " (owner)" if role is AdminRole.OWNER else "")
+        for user, role in roles.items()
+    ]
+    return join_replies(*lines)

@@ -1,0 +1,51 @@
+"""The service's own records, one module per table, on SQLite or PostgreSQL (mautrix async_db).
+
+`Tables` bundles one object per table around one `Database`; queries use `$1` placeholders,
+which mautrix translates for SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from mautrix.util.async_db import Database
+
+from .admin import AdminTable
+from .audit import AuditTable
+from .community import CommunityTable
+from .dedupe import DedupeTable
+from .inbox import InboxTable
+from .member import MemberTable
+from .room import RoomTable
+from .upgrade import upgrade_table
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Tables:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.communities = CommunityTable(db)
+        self.rooms = RoomTable(db)
+        self.admins = AdminTable(db)
+        self.members = MemberTable(db)
+        self.audit = AuditTable(db)
+        self.dedupe = DedupeTable(db)
+        self.inbox = InboxTable(db)
+
+
+def create_database(url: str) -> Database:
+    if url.startswith("postgresql://"):
+        url = "postgres://" + url.removeprefix("postgresql://")
+    return Database.create(
+        url,
+        upgrade_table=upgrade_table,
+        log=logging.getLogger("communities.db"),
+        owner_name="communities",
+    )
+
+
+__all__ = ["Tables", "create_database", "now_ms"]

@@ -1,0 +1,71 @@
+"""Table `community`: one row per community, keyed by its space."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mautrix.util.async_db import Database
+
+Record = Any
+
+_COLUMNS = "space_id, name, description, join_mode, owner, state, room_version, created_at"
+
+
+@dataclass
+class Community:
+    space_id: str
+    name: str
+    description: str
+    join_mode: str
+    owner: str
+    state: str  # "active" | "deactivated"
+    room_version: str
+    created_at: int
+
+    @classmethod
+    def from_row(cls, row: Record) -> Community:
+        return cls(**dict(row))
+
+
+class CommunityTable:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, c: Community) -> None:
+        await self.db.execute(
+            f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            c.space_id, c.name, c.description, c.join_mode, c.owner, c.state,
+            c.room_version, c.created_at or int(time.time() * 1000),
+        )
+
+    async def get(self, space_id: str) -> Community | None:
+        row = await self.db.fetchrow(
+            f"SELECT {_COLUMNS} FROM community WHERE space_id=$1", space_id
+        )
+        return Community.from_row(row) if row else None
+
+    async def find_by_name(self, name: str) -> list[Community]:
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM community WHERE lower(name)=lower($1) AND state='active'",
+            name,
+        )
+        return [Community.from_row(r) for r in rows]
+
+    async def all_active(self) -> list[Community]:
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM community WHERE state='active' ORDER BY created_at"
+        )
+        return [Community.from_row(r) for r in rows]
+
+    async def set_name(self, space_id: str, name: str) -> None:
+        await self.db.execute("UPDATE community SET name=$2 WHERE space_id=$1", space_id, name)
+
+    async def set_description(self, space_id: str, description: str) -> None:
+        await self.db.execute(
+            "UPDATE community SET description=$2 WHERE space_id=$1", space_id, description
+        )
+
+    async def set_state(self, space_id: str, state: str) -> None:
+        await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

@@ -1,0 +1,1 @@
+"""Everything that speaks Matrix: the gateway (outgoing), the server and router (incoming)."""

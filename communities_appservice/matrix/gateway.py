@@ -1,0 +1,184 @@
+"""The few Matrix actions the service uses, behind one seam.
+
+`Gateway` is the protocol the service depends on; `MatrixGateway` implements it with mautrix
+against the homeserver, acting as the bot user through the appservice token. Unit tests plug a
+recording gateway into the same seam. Errors from the homeserver surface as `MatrixError`
+with the Matrix errcode, so callers decide without parsing text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from aiohttp import ClientSession
+from mautrix.api import Method, Path
+from mautrix.appservice import AppServiceAPI
+from mautrix.client import Client
+from mautrix.client.state_store import MemoryStateStore
+from mautrix.errors import MatrixRequestError
+from mautrix.types import EventType, RoomID
+
+log = logging.getLogger("communities.gateway")
+
+
+class MatrixError(Exception):
+    """The homeserver refused a request."""
+
+    def __init__(self, errcode: str, message: str, status: int) -> None:
+        super().__init__(f"{errcode}: {message}")
+        self.errcode = errcode
+        self.status = status
+
+
+class Gateway(Protocol):
+    bot: str
+    server_name: str
+
+    async def create_room(self, request: dict[str, Any]) -> str: ...
+    async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None: ...
+    async def get_full_state(self, room_id: str) -> list[dict[str, Any]]: ...
+    async def send_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> str: ...
+    async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str: ...
+    async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
+    async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
+    async def join(self, room_id: str, reason: str | None = None) -> str: ...
+    async def leave(self, room_id: str, reason: str | None = None) -> None: ...
+    async def joined_members(self, room_id: str) -> set[str]: ...
+    async def membership(self, room_id: str, user_id: str) -> str | None: ...
+    async def resolve_alias(self, alias: str) -> str | None: ...
+
+
+def _wrap(e: MatrixRequestError) -> MatrixError:
+    return MatrixError(e.errcode or "M_UNKNOWN", e.message or "", e.http_status)
+
+
+class MatrixGateway:
+    """The bot, acting through the appservice's token with `user_id` set to itself."""
+
+    def __init__(
+        self, base_url: str, as_token: str, bot: str, server_name: str, session: ClientSession
+    ) -> None:
+        self.bot = bot
+        self.server_name = server_name
+        api = AppServiceAPI(
+            base_url=base_url,
+            bot_mxid=bot,  # type: ignore[arg-type]
+            token=as_token,
+            identity=bot,  # type: ignore[arg-type]
+            log=logging.getLogger("communities.gateway.http"),  # type: ignore[arg-type]
+            client_session=session,
+            default_retry_count=4,
+        )
+        self.client = Client(mxid=bot, api=api, state_store=MemoryStateStore())  # type: ignore[arg-type]
+
+    async def _request(
+        self, method: Method, path: Any, content: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            result = await self.client.api.request(method, path, content, query_params=query)
+        except MatrixRequestError as e:
+            raise _wrap(e) from None
+        return dict(result) if isinstance(result, dict) else {"chunk": result}
+
+    async def ensure_registered(self, displayname: str) -> None:
+        """Register the bot user once (M_USER_IN_USE means done) and set its display name."""
+        localpart = self.bot[1:].split(":", 1)[0]
+        try:
+            await self._request(
+                Method.POST, Path.v3.register,
+                {"type": "m.login.application_service", "username": localpart,
+                 "inhibit_login": True},
+            )
+        except MatrixError as e:
+            if e.errcode != "M_USER_IN_USE":
+                raise
+        await self._request(
+            Method.PUT, Path.v3.profile[self.bot].displayname, {"displayname": displayname}
+        )
+
+    async def create_room(self, request: dict[str, Any]) -> str:
+        result = await self._request(Method.POST, Path.v3.createRoom, request)
+        return str(result["room_id"])
+
+    async def get_state(
+        self, room_id: str, event_type: str, state_key: str = ""
+    ) -> dict[str, Any] | None:
+        try:
+            return await self._request(
+                Method.GET, Path.v3.rooms[room_id].state[event_type][state_key]
+            )
+        except MatrixError as e:
+            if e.errcode == "M_NOT_FOUND":
+                return None
+            raise
+
+    async def get_full_state(self, room_id: str) -> list[dict[str, Any]]:
+        result = await self._request(Method.GET, Path.v3.rooms[room_id].state)
+        return list(result["chunk"])
+
+    async def send_state(
+        self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> str:
+        result = await self._request(
+            Method.PUT, Path.v3.rooms[room_id].state[event_type][state_key], content
+        )
+        return str(result["event_id"])
+
+    async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        try:
+            event_id = await self.client.send_message_event(
+                RoomID(room_id), EventType.find(event_type), content  # type: ignore[arg-type]
+            )
+        except MatrixRequestError as e:
+            raise _wrap(e) from None
+        return str(event_id)
+
+    async def _membership_call(
+        self, action: str, room_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._request(Method.POST, Path.v3.rooms[room_id][action], body)
+
+    async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        await self._membership_call("invite", room_id, _with_reason({"user_id": user_id}, reason))
+
+    async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        await self._membership_call("kick", room_id, _with_reason({"user_id": user_id}, reason))
+
+    async def join(self, room_id: str, reason: str | None = None) -> str:
+        result = await self._request(
+            Method.POST, Path.v3.join[room_id], _with_reason({}, reason)
+        )
+        return str(result["room_id"])
+
+    async def leave(self, room_id: str, reason: str | None = None) -> None:
+        await self._membership_call("leave", room_id, _with_reason({}, reason))
+
+    async def joined_members(self, room_id: str) -> set[str]:
+        result = await self._request(Method.GET, Path.v3.rooms[room_id].joined_members)
+        return set(result.get("joined", {}))
+
+    async def membership(self, room_id: str, user_id: str) -> str | None:
+        content = await self.get_state(room_id, "m.room.member", user_id)
+        return None if content is None else str(content.get("membership"))
+
+    async def resolve_alias(self, alias: str) -> str | None:
+        try:
+            result = await self._request(Method.GET, Path.v3.directory.room[alias])
+        except MatrixError as e:
+            if e.errcode == "M_NOT_FOUND":
+                return None
+            raise
+        return str(result["room_id"])
+
+
+def _with_reason(body: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+def matrix_to(target: str) -> str:
+    return "https://matrix.to/#/" + quote(target, safe="@:!#")

@@ -1,0 +1,84 @@
+"""Transactions in, handlers out: each event handled once, in order per room, in isolation.
+
+The HTTP server hands every transaction to `Router.accept`, which writes its events to the
+inbox before the homeserver gets its 200. A worker per room then handles them in arrival
+order; rooms proceed in parallel. Before an event's side effects run, its id is claimed in the
+database, so the same event delivered again (in a new transaction, or after a restart) does
+nothing. One event that fails is logged with a reference number and never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..db import Tables, now_ms
+from ..db.inbox import InboxItem
+
+log = logging.getLogger("communities.router")
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Router:
+    def __init__(self, tables: Tables, handler: Handler) -> None:
+        self.db = tables
+        self.handler = handler
+        self._queues: dict[str, list[InboxItem]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def accept(self, txn_id: str, events: list[dict[str, Any]]) -> None:
+        items = await self.db.inbox.accept(txn_id, events, now_ms())
+        self.schedule(items)
+
+    async def resume(self) -> None:
+        """Handle what a previous run accepted but did not finish."""
+        pending = await self.db.inbox.pending()
+        if pending:
+            log.info("resuming %d events left in the inbox", len(pending))
+        self.schedule(pending)
+
+    def schedule(self, items: list[InboxItem]) -> None:
+        for item in items:
+            self._queues.setdefault(item.room_id, []).append(item)
+            if item.room_id not in self._workers:
+                self._idle.clear()
+                self._workers[item.room_id] = asyncio.create_task(self._drain(item.room_id))
+
+    async def _drain(self, room_id: str) -> None:
+        queue = self._queues[room_id]
+        try:
+            while queue:
+                item = queue.pop(0)
+                await self._handle(item)
+        finally:
+            del self._queues[room_id]
+            del self._workers[room_id]
+            if not self._workers:
+                self._idle.set()
+
+    async def _handle(self, item: InboxItem) -> None:
+        event_id = str(item.event.get("event_id"))
+        try:
+            if await self.db.dedupe.claim_event(event_id, now_ms()):
+                await self.handler(item.event)
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception(
+                "event %s in %s failed (ref %s)", event_id, item.room_id, ref
+            )
+        await self.db.inbox.done(item.seq)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    async def stop(self) -> None:
+        """Cancel the workers; what they had not finished stays in the inbox for next time."""
+        tasks = list(self._workers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,89 @@
+"""The appservice's HTTP side: what the homeserver calls.
+
+Only the homeserver, holding `hs_token`, may push: a request without a token is
+401 `M_UNAUTHORIZED`, a wrong token 403 `M_FORBIDDEN`. A malformed body is 400 with one line.
+A transaction is answered 200 once its events are safely in the inbox; a transaction id seen
+before (also before a restart) is answered 200 and does nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from .router import Router
+
+log = logging.getLogger("communities.server")
+
+
+def _error(status: int, errcode: str, message: str) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": message}, status=status)
+
+
+class AppserviceServer:
+    def __init__(self, hs_token: str, router: Router, bot: str) -> None:
+        self.hs_token = hs_token
+        self.router = router
+        self.bot = bot
+        self.app = web.Application(middlewares=[self._auth])
+        self.app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", self.transaction)
+        self.app.router.add_put("/transactions/{txn_id}", self.transaction)
+        self.app.router.add_get("/_matrix/app/v1/users/{user_id}", self.query_user)
+        self.app.router.add_get("/_matrix/app/v1/rooms/{alias}", self.query_alias)
+        self.app.router.add_post("/_matrix/app/v1/ping", self.ping)
+        self.app.router.add_get("/_communities/health", self.health)
+        self._runner: web.AppRunner | None = None
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/_communities/"):
+            return await handler(request)  # type: ignore[no-any-return]
+        token = request.query.get("access_token")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            token = header.removeprefix("Bearer ")
+        if not token:
+            return _error(401, "M_UNAUTHORIZED", "Missing hs_token")
+        if not hmac.compare_digest(token.encode(), self.hs_token.encode()):
+            return _error(403, "M_FORBIDDEN", "Wrong hs_token")
+        return await handler(request)  # type: ignore[no-any-return]
+
+    async def transaction(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "M_NOT_JSON", "Body is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("events", []), list):
+            return _error(400, "M_BAD_JSON", "Body must be an object with an events list")
+        events = [e for e in body.get("events", []) if isinstance(e, dict)]
+        await self.router.accept(request.match_info["txn_id"], events)
+        return web.json_response({})
+
+    async def query_user(self, request: web.Request) -> web.Response:
+        if request.match_info["user_id"] == self.bot:
+            return web.json_response({})
+        return _error(404, "M_NOT_FOUND", "No such user")
+
+    async def query_alias(self, request: web.Request) -> web.Response:
+        return _error(404, "M_NOT_FOUND", "No such alias")
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def start(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        log.info("listening on %s:%d", host, port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,210 @@
+"""The integration stack: a real Synapse, the real appservice, real clients acting as users.
+
+One Synapse per test session (started by `LocalSynapse` on 127.0.0.1 with the project's
+generated registration); the appservice runs in the test's event loop on SQLite, or on a fresh
+PostgreSQL database when `COMMUNITIES_TEST_DB=postgres`. Tests isolate by unique names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from mautrix.client import Client
+from mautrix.types import EventType, PaginationDirection, RoomID, UserID
+
+from communities_appservice.app import App
+from communities_appservice.config import Config, generate_registration, load
+from communities_appservice.localhs import LocalSynapse, free_loopback_port
+
+T = TypeVar("T")
+SERVER = "localhost"
+POSTGRES_URL = os.environ.get(
+    "COMMUNITIES_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0
+) -> T:
+    """Poll until `probe` returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+class User:
+    """A person with a real Matrix client on the test Synapse."""
+
+    def __init__(self, stack: Stack, user_id: str, token: str) -> None:
+        self.stack = stack
+        self.user_id = user_id
+        self.client = Client(
+            mxid=UserID(user_id), base_url=stack.synapse.base_url, token=token,
+            client_session=stack.http,
+        )
+
+    async def dm_bot(self) -> str:
+        """An unencrypted DM with the bot, once the bot has joined it."""
+        room_id = await self.client.create_room(invitees=[UserID(self.stack.bot)], is_direct=True)
+        await self.stack.wait_membership(room_id, self.stack.bot, "join")
+        return str(room_id)
+
+    async def send(self, room_id: str, text: str, **extra: Any) -> str:
+        content = {"msgtype": "m.text", "body": text, **extra}
+        event_id = await self.client.send_message_event(
+            RoomID(room_id), EventType.ROOM_MESSAGE, content  # type: ignore[arg-type]
+        )
+        return str(event_id)
+
+    async def command(self, room_id: str, text: str, **extra: Any) -> dict[str, Any]:
+        """Send `!community TEXT` and return the content of the bot's reply to it."""
+        event_id = await self.send(room_id, f"!community {text}", **extra)
+        return await self.stack.reply_to(self, room_id, event_id)
+
+    async def join(self, room_id: str) -> None:
+        await self.client.join_room_by_id(RoomID(room_id))
+
+    async def state(self, room_id: str, event_type: str, key: str = "") -> dict[str, Any]:
+        return await self.stack.admin_state(room_id, event_type, key)
+
+
+class Stack:
+    def __init__(self, workdir: Path, database: str) -> None:
+        self.workdir = workdir
+        self.database = database
+        self.config_path = workdir / "config.yaml"
+        self.registration_path = workdir / "registration.yaml"
+        self.as_port = free_loopback_port()
+        self.synapse = LocalSynapse(
+            workdir / "synapse", server_name=SERVER, registration=self.registration_path
+        )
+        self.http = aiohttp.ClientSession()
+        self.app: App | None = None
+        self.config: Config | None = None
+        self.admin: User | None = None
+        self.overrides: dict[str, Any] = {}
+
+    @property
+    def bot(self) -> str:
+        return f"@communities:{SERVER}"
+
+    def write_config(self, **communities: Any) -> Config:
+        import yaml
+
+        config_text = Path(__file__).with_name("config.test.yaml").read_text()
+        raw = yaml.safe_load(config_text)
+        raw["homeserver"]["address"] = self.synapse.base_url
+        raw["appservice"]["address"] = f"http://127.0.0.1:{self.as_port}"
+        raw["appservice"]["port"] = self.as_port
+        raw["appservice"]["database"] = self.database
+        if self.config is not None:  # keep the tokens the homeserver knows
+            raw["appservice"]["as_token"] = self.config.appservice.as_token
+            raw["appservice"]["hs_token"] = self.config.appservice.hs_token
+            raw["encryption"]["pickle_key"] = self.config.encryption.pickle_key
+        raw["communities"].update(communities)
+        self.config_path.write_text(yaml.safe_dump(raw))
+        if self.config is None:
+            self.config = generate_registration(self.config_path, self.registration_path)
+        else:
+            self.config = load(self.config_path)
+        return self.config
+
+    async def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        await self.synapse.start()
+        await self.start_app()
+        user_id, token = await self.synapse.register_user("operator", "operator-pw", admin=True)
+        self.admin = User(self, user_id, token)
+
+    async def start_app(self, **communities: Any) -> None:
+        if communities:
+            self.write_config(**communities)
+        assert self.config is not None
+        self.app = App(self.config)
+        await self.app.start()
+
+    async def stop_app(self) -> None:
+        if self.app is not None:
+            await self.app.router.wait_idle()
+            await self.app.stop()
+            self.app = None
+
+    async def restart_app(self, **communities: Any) -> None:
+        await self.stop_app()
+        await self.start_app(**communities)
+
+    async def stop(self) -> None:
+        await self.stop_app()
+        await self.synapse.stop()
+        await self.http.close()
+
+    async def user(self, prefix: str = "user") -> User:
+        localpart = f"{prefix}-{secrets.token_hex(4)}"
+        user_id, token = await self.synapse.register_user(localpart, "pw-" + localpart)
+        return User(self, user_id, token)
+
+    # --- reading the homeserver as its admin sees it ------------------------------------
+
+    async def admin_state(self, room_id: str, event_type: str, key: str = "") -> dict[str, Any]:
+        assert self.admin is not None
+        state = await self.room_state(room_id)
+        for event in state:
+            if event["type"] == event_type and event.get("state_key") == key:
+                return dict(event["content"])
+        return {}
+
+    async def room_state(self, room_id: str) -> list[dict[str, Any]]:
+        """Every current state event of a room, through Synapse's admin API."""
+        assert self.admin is not None
+        url = f"{self.synapse.base_url}/_synapse/admin/v1/rooms/{room_id}/state"
+        headers = {"Authorization": f"Bearer {self.admin.client.api.token}"}
+        async with self.http.get(url, headers=headers) as response:
+            body = await response.json()
+            assert response.status == 200, body
+        return list(body["state"])
+
+    async def membership(self, room_id: str, user_id: str) -> str | None:
+        content = await self.admin_state(room_id, "m.room.member", user_id)
+        return content.get("membership") if content else None
+
+    async def wait_membership(self, room_id: str, user_id: str, membership: str) -> None:
+        async def probe() -> bool:
+            return await self.membership(room_id, user_id) == membership
+
+        await eventually(probe, f"{user_id} to be {membership} in {room_id}")
+
+    async def reply_to(self, user: User, room_id: str, event_id: str) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            response = await user.client.get_messages(
+                RoomID(room_id), PaginationDirection.BACKWARD, limit=30
+            )
+            for event in response.events:
+                content = event.content.serialize()
+                relates = content.get("m.relates_to") or {}
+                if (
+                    event.sender == self.bot
+                    and (relates.get("m.in_reply_to") or {}).get("event_id") == event_id
+                ):
+                    return dict(content)
+            return None
+
+        return await eventually(probe, f"the bot's reply to {event_id}")
+
+    async def idle(self) -> None:
+        """Wait until the appservice has handled everything it has received."""
+        assert self.app is not None
+        await asyncio.sleep(0.3)
+        await self.app.router.wait_idle()
