@@ -378,7 +378,7 @@ class Service:
         return room
 
     async def _check_adoptable(self, room_id: str) -> None:
-        create = await self.gw.get_state(room_id, "m.room.create") or {}
+        create = await self.gw.get_create(room_id)
         problems = []
         problem = rules.creator_problem(create, self.bot)
         if problem:

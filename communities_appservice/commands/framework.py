@@ -266,7 +266,14 @@ class Dispatcher:
         return await self.send_reply(incoming, reply)
 
     async def run(self, incoming: Incoming) -> Reply:
-        tokens = tokenize(incoming.text)
+        try:
+            tokens = tokenize(incoming.text)
+        except Invalid as e:
+            try:
+                e.usage = find_spec(incoming.text.split())[0].usage_line  # type: ignore[attr-defined]
+            except NotFound:
+                pass
+            raise
         if not tokens:
             tokens = ["help"]
         spec, rest = find_spec(tokens)
@@ -297,6 +304,9 @@ class Dispatcher:
         if here is not None:
             return here
         mine = await svc.communities_of(incoming.sender, admin=spec.need >= Need.ADMIN)
+        if not mine and spec.need >= Need.ADMIN:
+            # A member asking for an admin command learns that it needs an admin.
+            mine = await svc.communities_of(incoming.sender, admin=False)
         if len(mine) == 1:
             return mine[0]
         if not mine:

@@ -39,6 +39,7 @@ class Gateway(Protocol):
     async def create_room(self, request: dict[str, Any]) -> str: ...
     async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None: ...
     async def get_full_state(self, room_id: str) -> list[dict[str, Any]]: ...
+    async def get_create(self, room_id: str) -> dict[str, Any]: ...
     async def send_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> str: ...
     async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str: ...
     async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
@@ -114,6 +115,16 @@ class MatrixGateway:
             if e.errcode == "M_NOT_FOUND":
                 return None
             raise
+
+    async def get_create(self, room_id: str) -> dict[str, Any]:
+        """The `m.room.create` content, with `creator` filled from the sender (v11+ omit it)."""
+        event = await self._request(
+            Method.GET, Path.v3.rooms[room_id].state["m.room.create"][""],
+            query={"format": "event"},
+        )
+        content = dict(event.get("content", event))
+        content.setdefault("creator", event.get("sender"))
+        return content
 
     async def get_full_state(self, room_id: str) -> list[dict[str, Any]]:
         result = await self._request(Method.GET, Path.v3.rooms[room_id].state)

@@ -100,7 +100,9 @@ class Stack:
     def bot(self) -> str:
         return f"@communities:{SERVER}"
 
-    def write_config(self, **communities: Any) -> Config:
+    def write_config(
+        self, permissions: dict[str, str] | None = None, **communities: Any
+    ) -> Config:
         import yaml
 
         config_text = Path(__file__).with_name("config.test.yaml").read_text()
@@ -114,6 +116,8 @@ class Stack:
             raw["appservice"]["hs_token"] = self.config.appservice.hs_token
             raw["encryption"]["pickle_key"] = self.config.encryption.pickle_key
         raw["communities"].update(communities)
+        if permissions is not None:
+            raw["permissions"] = permissions
         self.config_path.write_text(yaml.safe_dump(raw))
         if self.config is None:
             self.config = generate_registration(self.config_path, self.registration_path)
@@ -129,9 +133,11 @@ class Stack:
         user_id, token = await self.synapse.register_user("operator", "operator-pw", admin=True)
         self.admin = User(self, user_id, token)
 
-    async def start_app(self, **communities: Any) -> None:
-        if communities:
-            self.write_config(**communities)
+    async def start_app(
+        self, permissions: dict[str, str] | None = None, **communities: Any
+    ) -> None:
+        """(Re)start the appservice; the arguments change the config from the suite's own."""
+        self.write_config(permissions, **communities)
         assert self.config is not None
         self.app = App(self.config)
         await self.app.start()
@@ -142,9 +148,11 @@ class Stack:
             await self.app.stop()
             self.app = None
 
-    async def restart_app(self, **communities: Any) -> None:
+    async def restart_app(
+        self, permissions: dict[str, str] | None = None, **communities: Any
+    ) -> None:
         await self.stop_app()
-        await self.start_app(**communities)
+        await self.start_app(permissions, **communities)
 
     async def stop(self) -> None:
         await self.stop_app()

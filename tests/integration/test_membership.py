@@ -1,0 +1,95 @@
+"""Membership like WhatsApp, and surviving a restart of the appservice."""
+
+from __future__ import annotations
+
+from .harness import Stack
+from .test_groups_and_admins import joined_community
+
+
+async def test_leaving_the_space_leaves_announcements_and_groups(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Leavers")
+    dm, space, ann = rooms["dm"], rooms["space"], rooms["announcements"]
+    await owner.command(dm, "group create Football")
+    assert stack.app is not None
+    [group] = await stack.app.tables.rooms.of_community(space, "group")
+    # Another community's group, which the member also joined, must not be touched.
+    other_owner, other = await joined_community(stack, "Elsewhere")
+    await other_owner.command(other["dm"], "group create Chess")
+    [chess] = await stack.app.tables.rooms.of_community(other["space"], "group")
+
+    member = await stack.user("member")
+    await member.join(space)
+    await stack.wait_membership(ann, member.user_id, "invite")
+    await member.join(ann)
+    await member.join(group.room_id)
+    await member.join(other["space"])
+    await member.join(chess.room_id)
+    assert await stack.app.tables.members.is_member(space, member.user_id)
+
+    await member.client.leave_room(space)  # type: ignore[arg-type]
+    await stack.wait_membership(ann, member.user_id, "leave")
+    await stack.wait_membership(group.room_id, member.user_id, "leave")
+    assert await stack.membership(chess.room_id, member.user_id) == "join"
+    assert await stack.membership(other["space"], member.user_id) == "join"
+    assert not await stack.app.tables.members.is_member(space, member.user_id)
+
+
+async def test_leaving_keeps_groups_when_configured(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Keepers")
+    await owner.command(rooms["dm"], "group create Stay")
+    assert stack.app is not None
+    [group] = await stack.app.tables.rooms.of_community(rooms["space"], "group")
+    member = await stack.user("member")
+    await member.join(rooms["space"])
+    await member.join(group.room_id)
+    await stack.wait_membership(rooms["announcements"], member.user_id, "invite")
+    await stack.restart_app(leave_space_leaves_groups=False)
+    try:
+        await member.client.leave_room(rooms["space"])  # type: ignore[arg-type]
+        await stack.wait_membership(rooms["announcements"], member.user_id, "leave")
+        await stack.idle()
+        assert await stack.membership(group.room_id, member.user_id) == "join"
+    finally:
+        await stack.restart_app(leave_space_leaves_groups=True)
+
+
+async def test_joining_a_group_makes_a_member(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Joiners")
+    await owner.command(rooms["dm"], "group create Private --private")
+    assert stack.app is not None
+    [group] = await stack.app.tables.rooms.of_community(rooms["space"], "group")
+    newcomer = await stack.user("newcomer")
+    await owner.join(group.room_id)
+    await owner.client.invite_user(group.room_id, newcomer.user_id)  # type: ignore[arg-type]
+    await newcomer.join(group.room_id)
+    await stack.wait_membership(rooms["space"], newcomer.user_id, "invite")
+    await stack.wait_membership(rooms["announcements"], newcomer.user_id, "invite")
+
+
+async def test_bot_declines_invites_from_users_without_permission(stack: Stack) -> None:
+    outsider, insider = await stack.user("outsider"), await stack.user("insider")
+    await stack.restart_app(
+        permissions={"*": "member", "localhost": "creator", outsider.user_id: "none"}
+    )
+    try:
+        refused = await outsider.client.create_room(invitees=[stack.bot])  # type: ignore[list-item]
+        accepted = await insider.client.create_room(invitees=[stack.bot])  # type: ignore[list-item]
+        await stack.wait_membership(str(refused), stack.bot, "leave")
+        await stack.wait_membership(str(accepted), stack.bot, "join")
+    finally:
+        await stack.restart_app()
+
+
+async def test_everything_still_works_after_a_restart(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Durable")
+    await owner.command(rooms["dm"], "group create Before")
+    await stack.restart_app()
+    reply = await owner.command(rooms["dm"], "group create After")
+    assert "Created group After" in reply["body"], reply
+    info = await owner.command(rooms["dm"], "info")
+    assert "Before, After" in info["body"], info
+    member = await stack.user("member")
+    await member.join(rooms["space"])
+    await stack.wait_membership(rooms["announcements"], member.user_id, "invite")
+    reply = await owner.command(rooms["dm"], f"admin add {member.user_id}")
+    assert "is now an admin" in reply["body"], reply
