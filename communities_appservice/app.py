@@ -11,6 +11,7 @@ import aiohttp
 from .commands import Dispatcher
 from .config import Config
 from .db import Tables, create_database
+from .matrix.crypto import BotCrypto, CannotDecrypt
 from .matrix.gateway import MatrixGateway
 from .matrix.router import Router
 from .matrix.server import AppserviceServer
@@ -18,6 +19,7 @@ from .membership import Membership, is_membership
 from .service import Service
 
 log = logging.getLogger("communities.app")
+TRACKED_STATE = ("m.room.member", "m.room.encryption")
 
 
 class App:
@@ -33,6 +35,9 @@ class App:
         self.service: Service | None = None
         self.dispatcher: Dispatcher | None = None
         self.membership: Membership | None = None
+        self.crypto: BotCrypto | None = None
+        # How long an encrypted event waits for its keys, then for an answer to a key request.
+        self.key_waits = (10.0, 20.0)
 
     async def start(self) -> None:
         await self.db.start()
@@ -46,6 +51,9 @@ class App:
         self.membership = Membership(self.service)
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         await self._register_bot()
+        if self.config.encryption.enabled:
+            await self._start_crypto()
+        self.server.ready.set()
         await self.router.resume()
         log.info("ready as %s", self.config.bot_mxid)
 
@@ -62,8 +70,28 @@ class App:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
 
+    async def _start_crypto(self) -> None:
+        assert self.gateway is not None
+        self.crypto = BotCrypto(
+            self.gateway.client, self.config.appservice.database,
+            self.config.encryption.pickle_key, appservice_mode=self.config.encryption.appservice,
+            membership=self.gateway.membership,
+            session_wait=self.key_waits[0], request_wait=self.key_waits[1],
+        )
+        await self.crypto.start()
+        self.gateway.crypto = self.crypto
+        if self.config.encryption.appservice:
+            self.server.extras = self.crypto.handle_transaction
+
     async def handle_event(self, event: dict[str, Any]) -> None:
         assert self.membership is not None and self.dispatcher is not None
+        if self.crypto is not None and event.get("type") in TRACKED_STATE and "state_key" in event:
+            await self.crypto.track_state(event)
+        if event.get("type") == "m.room.encrypted" and event.get("sender") != self.config.bot_mxid:
+            decrypted = await self._decrypt(event)
+            if decrypted is None:
+                return
+            event = decrypted
         if is_membership(event):
             await self.membership.handle(event)
             return
@@ -71,9 +99,31 @@ class App:
         if incoming is not None:
             await self.dispatcher.handle(incoming)
 
+    async def _decrypt(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        assert self.service is not None
+        if self.crypto is None:
+            return None
+        try:
+            return await self.crypto.decrypt(event)
+        except CannotDecrypt:
+            room_id, sender = str(event["room_id"]), str(event["sender"])
+            log.warning("could not decrypt %s from %s in %s", event.get("event_id"), sender, room_id)
+            if await self.service.is_dm(room_id, sender):
+                await self.service.gw.send_message(room_id, "m.room.message", {
+                    "msgtype": "m.notice",
+                    "body": "⚠️ I could not read your last message: its keys never reached me. "
+                            "Check that your client shares keys with unverified devices, "
+                            "then send it again.",
+                    "m.relates_to": {"m.in_reply_to": {"event_id": event["event_id"]}},
+                })
+            return None
+
     async def stop(self) -> None:
         await self.server.stop()
         await self.router.stop()
+        if self.crypto is not None:
+            await self.crypto.stop()
+            self.crypto = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -81,6 +81,15 @@ class Service:
         community = await self.db.communities.get(room.space_id)
         return community if community and community.state == "active" else None
 
+    async def is_dm(self, room_id: str, user_id: str) -> bool:
+        """A room outside every community where only the bot and this user are joined."""
+        if await self.db.rooms.get(room_id) is not None:
+            return False
+        try:
+            return await self.gw.joined_members(room_id) == {self.bot, user_id}
+        except MatrixError:
+            return False
+
     async def find_community(self, ref: str) -> Community:
         """A community by space id, alias of one of its rooms, or exact name."""
         room_id = ref

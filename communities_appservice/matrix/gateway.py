@@ -9,16 +9,17 @@ with the Matrix errcode, so callers decide without parsing text.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from aiohttp import ClientSession
 from mautrix.api import Method, Path
-from mautrix.appservice import AppServiceAPI
 from mautrix.client import Client
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixRequestError
-from mautrix.types import EventType, RoomID
+
+from .crypto import BotCrypto
 
 log = logging.getLogger("communities.gateway")
 
@@ -63,16 +64,13 @@ class MatrixGateway:
     ) -> None:
         self.bot = bot
         self.server_name = server_name
-        api = AppServiceAPI(
-            base_url=base_url,
-            bot_mxid=bot,  # type: ignore[arg-type]
-            token=as_token,
-            identity=bot,  # type: ignore[arg-type]
-            log=logging.getLogger("communities.gateway.http"),  # type: ignore[arg-type]
-            client_session=session,
-            default_retry_count=4,
+        self.client = Client(
+            mxid=bot, base_url=base_url, token=as_token, client_session=session,  # type: ignore[arg-type]
+            state_store=MemoryStateStore(), default_retry_count=4,
+            log=logging.getLogger("communities.gateway.http"),
         )
-        self.client = Client(mxid=bot, api=api, state_store=MemoryStateStore())  # type: ignore[arg-type]
+        self.client.api.as_user_id = bot  # type: ignore[assignment]
+        self.crypto: BotCrypto | None = None
 
     async def _request(
         self, method: Method, path: Any, content: dict[str, Any] | None = None,
@@ -139,13 +137,25 @@ class MatrixGateway:
         return str(result["event_id"])
 
     async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
-        try:
-            event_id = await self.client.send_message_event(
-                RoomID(room_id), EventType.find(event_type), content  # type: ignore[arg-type]
+        """Send a message event, Megolm-encrypted when the room is encrypted."""
+        if self.crypto is not None and await self.crypto.is_encrypted(room_id, self.get_state):
+            content = await self.crypto.encrypt(
+                room_id, event_type, content, lambda: self.share_targets(room_id)
             )
-        except MatrixRequestError as e:
-            raise _wrap(e) from None
-        return str(event_id)
+            event_type = "m.room.encrypted"
+        txn_id = secrets.token_hex(12)
+        result = await self._request(
+            Method.PUT, Path.v3.rooms[room_id].send[event_type][txn_id], content
+        )
+        return str(result["event_id"])
+
+    async def share_targets(self, room_id: str) -> list[str]:
+        """Who gets the room key: joined members, and invited ones (history is `shared`)."""
+        result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
+        return [
+            str(e["state_key"]) for e in result.get("chunk", [])
+            if (e.get("content") or {}).get("membership") in ("join", "invite")
+        ]
 
     async def _membership_call(
         self, action: str, room_id: str, body: dict[str, Any]

@@ -8,9 +8,11 @@ before (also before a restart) is answered 200 and does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +39,10 @@ class AppserviceServer:
         self.app.router.add_post("/_matrix/app/v1/ping", self.ping)
         self.app.router.add_get("/_communities/health", self.health)
         self._runner: web.AppRunner | None = None
+        # Set once the service can handle what arrives; transactions wait for it.
+        self.ready = asyncio.Event()
+        # Handles the encryption extensions of a transaction before its events.
+        self.extras: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -60,6 +66,12 @@ class AppserviceServer:
         if not isinstance(body, dict) or not isinstance(body.get("events", []), list):
             return _error(400, "M_BAD_JSON", "Body must be an object with an events list")
         events = [e for e in body.get("events", []) if isinstance(e, dict)]
+        await self.ready.wait()
+        if self.extras is not None:
+            try:
+                await self.extras(body)
+            except Exception:
+                log.exception("encryption data of transaction failed")
         await self.router.accept(request.match_info["txn_id"], events)
         return web.json_response({})
 

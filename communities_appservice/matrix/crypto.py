@@ -1,0 +1,265 @@
+"""The bot as a full Megolm participant: its own device, keys, encryption and decryption.
+
+The device (MSC4190 device management, or appservice login on homeservers without it) and
+its Olm account, Olm and Megolm sessions live in the service's own database, in mautrix's
+crypto store, pickled with `encryption.pickle_key`; a restart keeps the same device and
+identity keys. The device is cross-signed by the bot's own master key (the recovery key is
+not kept: it is never needed, and a secret not kept cannot leak).
+
+To-device events, device-list changes and one-time-key counts arrive in appservice
+transactions (MSC2409/MSC3202) or, with `encryption.appservice: false`, through the bot
+syncing its own device. Nothing decrypted and no key is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mautrix.client import Client
+from mautrix.client.state_store.asyncpg import PgStateStore
+from mautrix.crypto import OlmMachine, PgCryptoStore, RejectKeyShare
+from mautrix.errors import (
+    DecryptionError,
+    EncryptionError,
+    MatrixRequestError,
+    SessionNotFound,
+)
+from mautrix.types import (
+    ASToDeviceEvent,
+    DeviceIdentity,
+    DeviceLists,
+    DeviceOTKCount,
+    EncryptedEvent,
+    EventType,
+    Filter,
+    LoginType,
+    RequestedKeyInfo,
+    RoomEventFilter,
+    RoomFilter,
+    RoomKeyWithheldCode,
+    StateEvent,
+    StateFilter,
+    TrustState,
+    EventFilter,
+)
+from mautrix.util.async_db import Database
+
+log = logging.getLogger("communities.crypto")
+DEVICE_NAME = "Communities"
+
+
+class CannotDecrypt(Exception):
+    """An encrypted event whose keys never arrived."""
+
+
+class BotCrypto:
+    def __init__(
+        self, client: Client, db_url: str, pickle_key: str, *, appservice_mode: bool,
+        membership: Callable[[str, str], Awaitable[str | None]],
+        session_wait: float = 10.0, request_wait: float = 20.0,
+    ) -> None:
+        self.client = client
+        self.membership = membership
+        self.appservice_mode = appservice_mode
+        self.session_wait = session_wait
+        self.request_wait = request_wait
+        self.crypto_db = Database.create(
+            db_url, upgrade_table=PgCryptoStore.upgrade_table,
+            log=logging.getLogger("communities.crypto.db"),
+        )
+        self.state_db = Database.create(
+            db_url, upgrade_table=PgStateStore.upgrade_table,
+            log=logging.getLogger("communities.crypto.state"),
+        )
+        self.store = PgCryptoStore(client.mxid, pickle_key, self.crypto_db)
+        self.state = PgStateStore(self.state_db)
+        self.machine = OlmMachine(client, self.store, self.state)  # type: ignore[arg-type]
+        self.machine.allow_key_share = self._allow_key_share
+        self.machine.share_keys_min_trust = TrustState.UNVERIFIED
+        self.machine.send_keys_min_trust = TrustState.UNVERIFIED
+        self._sharing: dict[str, asyncio.Lock] = {}
+        self._sync_task: asyncio.Task[Any] | None = None
+
+    @property
+    def device_id(self) -> str:
+        return str(self.client.device_id)
+
+    @property
+    def identity_key(self) -> str:
+        assert self.machine.account is not None
+        return str(self.machine.account.identity_key)
+
+    async def start(self) -> None:
+        await self.crypto_db.start()
+        await self.state_db.start()
+        await self.store.open()
+        device_id = await self.store.get_device_id()
+        await self._ensure_device(device_id or "")
+        await self.machine.load()
+        if not device_id:
+            await self.store.put_device_id(self.client.device_id)
+            log.info("created bot device %s", self.client.device_id)
+        await self.machine.share_keys()
+        await self._cross_sign()
+        if not self.appservice_mode:
+            self._sync_task = self.client.start(self._sync_filter())
+        log.info(
+            "encryption ready: device %s (%s mode)", self.client.device_id,
+            "appservice" if self.appservice_mode else "sync",
+        )
+
+    async def _ensure_device(self, device_id: str) -> None:
+        """MSC4190 when the homeserver allows it, else appservice login (same device id)."""
+        try:
+            await self.client.create_device_msc4190(
+                device_id=device_id, initial_display_name=DEVICE_NAME  # type: ignore[arg-type]
+            )
+            return
+        except MatrixRequestError as e:
+            log.info("MSC4190 device management unavailable (%s); using appservice login",
+                     e.errcode)
+        self.client.api.as_device_id = None
+        await self.client.login(
+            login_type=LoginType.APPSERVICE, device_name=DEVICE_NAME,
+            device_id=device_id or None, store_access_token=True, update_hs_url=False,
+        )
+        self.client.api.as_user_id = None
+
+    async def _cross_sign(self) -> None:
+        own = self.machine.own_identity
+        if await self.machine.resolve_trust(own) >= TrustState.CROSS_SIGNED_UNTRUSTED:
+            return
+        await self.machine.generate_recovery_key()  # the key itself is deliberately dropped
+        log.info("cross-signed the bot's device")
+
+    def _sync_filter(self) -> Filter:
+        nothing = EventFilter(not_types=[EventType("*", EventType.Class.UNKNOWN)])
+        return Filter(
+            presence=nothing, account_data=nothing,
+            room=RoomFilter(
+                rooms=[], state=StateFilter(lazy_load_members=True),
+                timeline=RoomEventFilter(limit=0), ephemeral=RoomEventFilter(limit=0),
+                account_data=RoomEventFilter(limit=0),
+            ),
+        )
+
+    async def stop(self) -> None:
+        if self._sync_task is not None:
+            self.client.stop()
+            self._sync_task.cancel()
+            await asyncio.gather(self._sync_task, return_exceptions=True)
+            self._sync_task = None
+        await self.crypto_db.stop()
+        await self.state_db.stop()
+
+    # --- appservice transaction extensions ----------------------------------------------
+
+    async def handle_transaction(self, body: dict[str, Any]) -> None:
+        """Keys first: to-device events and device lists are handled before the PDUs."""
+        to_device = _either(body, "to_device", "de.sorunome.msc2409.to_device") or []
+        for raw in to_device:
+            try:
+                await self.machine.handle_as_to_device_event(ASToDeviceEvent.deserialize(raw))
+            except Exception:
+                log.exception("to-device event of type %s failed", raw.get("type"))
+        lists = _either(body, "device_lists", "org.matrix.msc3202.device_lists")
+        if lists:
+            await self.machine.handle_as_device_lists(DeviceLists.deserialize(lists))
+        counts = _either(
+            body, "device_one_time_keys_count", "org.matrix.msc3202.device_one_time_keys_count"
+        )
+        if counts:
+            await self.machine.handle_as_otk_counts({
+                user: {dev: DeviceOTKCount.deserialize(c) for dev, c in devices.items()}
+                for user, devices in counts.items()
+            })
+
+    async def track_state(self, raw: dict[str, Any]) -> None:
+        """Membership and encryption state: device tracking and session rotation."""
+        event = StateEvent.deserialize(raw)
+        await self.state.update_state(event)
+        if event.type == EventType.ROOM_MEMBER:
+            await self.machine.handle_member_event(event)
+
+    # --- encrypting --------------------------------------------------------------------
+
+    async def is_encrypted(self, room_id: str, fetch: Any) -> bool:
+        known = await self.state.is_encrypted(room_id)  # type: ignore[arg-type]
+        if known is None:
+            content = await fetch(room_id, "m.room.encryption")
+            if content:
+                await self.state.update_state(StateEvent.deserialize({
+                    "type": "m.room.encryption", "room_id": room_id, "state_key": "",
+                    "content": content, "event_id": "$local", "sender": self.client.mxid,
+                    "origin_server_ts": 0,
+                }))
+            else:
+                # Rooms are never un-encrypted; an unencrypted room is asked again next time.
+                return False
+            return True
+        return bool(known)
+
+    async def encrypt(
+        self, room_id: str, event_type: str, content: dict[str, Any], members: Any
+    ) -> dict[str, Any]:
+        """Megolm-encrypt; share a session first with every device of `await members()`."""
+        etype = EventType.find(event_type)
+        try:
+            encrypted = await self.machine.encrypt_megolm_event(room_id, etype, content)  # type: ignore[arg-type]
+        except EncryptionError:
+            lock = self._sharing.setdefault(room_id, asyncio.Lock())
+            async with lock:
+                try:
+                    encrypted = await self.machine.encrypt_megolm_event(room_id, etype, content)  # type: ignore[arg-type]
+                except EncryptionError:
+                    await self.machine.share_group_session(room_id, await members())  # type: ignore[arg-type]
+                    encrypted = await self.machine.encrypt_megolm_event(room_id, etype, content)  # type: ignore[arg-type]
+        return dict(encrypted.serialize())
+
+    async def _allow_key_share(self, device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
+        """Only devices of users who are in the room get its keys again."""
+        if await self.membership(request.room_id, device.user_id) not in ("join", "invite"):
+            raise RejectKeyShare(
+                f"key request from a user not in {request.room_id}",
+                code=RoomKeyWithheldCode.UNAUTHORIZED, reason="You are not in that room",
+            )
+        return True
+
+    # --- decrypting --------------------------------------------------------------------
+
+    async def decrypt(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The decrypted event as a plain dict, or CannotDecrypt after waiting and asking."""
+        event = EncryptedEvent.deserialize(raw)
+        try:
+            decrypted = await self.machine.decrypt_megolm_event(event)
+        except SessionNotFound as e:
+            if not await self._await_session(event, str(e.session_id)):
+                raise CannotDecrypt(str(event.event_id)) from None
+            decrypted = await self.machine.decrypt_megolm_event(event)
+        except DecryptionError as e:
+            raise CannotDecrypt(str(event.event_id)) from e
+        result = dict(decrypted.serialize())
+        result["room_id"] = raw["room_id"]
+        result["event_id"] = raw["event_id"]
+        result["sender"] = raw["sender"]
+        return result
+
+    async def _await_session(self, event: EncryptedEvent, session_id: str) -> bool:
+        if await self.machine.wait_for_session(event.room_id, session_id, self.session_wait):  # type: ignore[arg-type]
+            return True
+        log.info("no keys for %s after %.0fs; asking the sender", event.event_id, self.session_wait)
+        content = event.content
+        try:
+            return bool(await self.machine.request_room_key(
+                event.room_id, content.sender_key, content.session_id,
+                {event.sender: [content.device_id]}, timeout=self.request_wait,
+            ))
+        except MatrixRequestError:
+            return False
+
+
+def _either(body: dict[str, Any], stable: str, unstable: str) -> Any:
+    return body.get(stable) if stable in body else body.get(unstable)
