@@ -12,7 +12,7 @@ from .commands import Dispatcher
 from .config import Config
 from .db import Tables, create_database
 from .matrix.crypto import BotCrypto, CannotDecrypt
-from .matrix.gateway import MatrixGateway
+from .matrix.gateway import MatrixError, MatrixGateway
 from .matrix.router import Router
 from .matrix.server import AppserviceServer
 from .membership import Membership, is_membership
@@ -55,6 +55,11 @@ class App:
             await self._start_crypto()
         self.server.ready.set()
         await self.router.resume()
+        try:
+            await self.gateway.ping(self.config.appservice.id)
+        except (MatrixError, aiohttp.ClientError) as e:
+            log.warning("the homeserver could not reach us at %s: %s",
+                        self.config.appservice.address, e)
         log.info("ready as %s", self.config.bot_mxid)
 
     async def _register_bot(self) -> None:
@@ -73,7 +78,7 @@ class App:
     async def _start_crypto(self) -> None:
         assert self.gateway is not None
         self.crypto = BotCrypto(
-            self.gateway.client, self.config.appservice.database,
+            self.gateway.client, self.db,
             self.config.encryption.pickle_key, appservice_mode=self.config.encryption.appservice,
             membership=self.gateway.membership,
             session_wait=self.key_waits[0], request_wait=self.key_waits[1],

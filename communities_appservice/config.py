@@ -36,12 +36,12 @@ def _url(key: str, value: str) -> None:
 
 
 def _server_name(key: str, value: str) -> None:
-    if not _SERVER_NAME.match(value):
+    if not _SERVER_NAME.fullmatch(value):
         raise ConfigError(key, f"{value!r} is not a server name (like example.org)")
 
 
 def _localpart(key: str, value: str) -> None:
-    if not _LOCALPART.match(value):
+    if not _LOCALPART.fullmatch(value):
         raise ConfigError(key, f"{value!r} is not a valid user localpart (a-z, 0-9, ._=-/)")
 
 
@@ -178,7 +178,7 @@ def _section(cls: type[_S], name: str, raw: Any, env: Mapping[str, str]) -> _S:
         key = f"{name}.{f.name}"
         env_name = f"{ENV_PREFIX}{name.upper()}__{f.name.upper()}"
         if env_name in env:
-            value: Any = yaml.safe_load(env[env_name])
+            value: Any = _env_value(key, env_name, env[env_name], str(f.type))
         elif f.name in raw:
             value = raw[f.name]
         else:
@@ -189,6 +189,16 @@ def _section(cls: type[_S], name: str, raw: Any, env: Mapping[str, str]) -> _S:
         if check is not None:
             check(key, values[f.name])
     return cls(**values)
+
+
+def _env_value(key: str, env_name: str, text: str, type_name: str) -> Any:
+    """Environment values are YAML (`5`, `true`); a string field also takes any plain text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        if type_name == "str":
+            return text
+        raise ConfigError(key, f"{env_name} is not a valid value") from None
 
 
 def _coerce(key: str, value: Any, type_name: Any) -> Any:
@@ -215,7 +225,7 @@ def _permissions(raw: Any) -> dict[str, Permission]:
     for who, level in raw.items():
         key = f"permissions.{who}"
         who = str(who)
-        if not (who == "*" or _SERVER_NAME.match(who) or re.match(r"^@[^:]+:.+$", who)):
+        if not (who == "*" or _SERVER_NAME.fullmatch(who) or re.fullmatch(r"@[^:\s]+:\S+", who)):
             raise ConfigError(key, "must be *, a server name or a user ID")
         try:
             table[who] = Permission[str(level).upper()]
@@ -303,10 +313,10 @@ def fill_generated(text: str) -> str:
     """Replace every `key: generate` token value in the config text, keeping comments."""
 
     def replace(match: re.Match[str]) -> str:
-        return f"{match.group(1)}{_token()}{match.group(3)}"
+        return f"{match.group(1)}{_token()}{match.group(3)}"  # group 2: the quote, dropped
 
     pattern = re.compile(
-        r"^(\s*(?:as_token|hs_token|pickle_key):\s*)(\"?generate\"?)(\s*(?:#.*)?)$", re.M
+        r"^(\s*(?:as_token|hs_token|pickle_key):\s*)([\"']?)generate\2(\s*(?:#.*)?)$", re.M
     )
     return pattern.sub(replace, text)
 
@@ -318,7 +328,14 @@ def generate_registration(config_path: Path, registration_path: Path) -> Config:
     if filled != text:
         config_path.write_text(filled, encoding="utf-8")
     config = load(config_path)
-    config.check_tokens()
+    for key, value in (
+        ("appservice.as_token", config.appservice.as_token),
+        ("appservice.hs_token", config.appservice.hs_token),
+        ("encryption.pickle_key", config.encryption.pickle_key if config.encryption.enabled else ""),
+    ):
+        if value == GENERATE:
+            section, name = key.split(".")
+            raise ConfigError(key, f"missing from the file; add `{name}: generate` under {section}:")
     existing = _existing_sender(registration_path)
     sender = existing or "_communities_" + secrets.token_hex(8)
     reg = registration(config, sender)

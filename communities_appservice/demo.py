@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import secrets
 import signal
@@ -57,11 +58,6 @@ log = logging.getLogger("communities.demo")
 SERVER_NAME = "localhost"
 DEMO_USER = "demo"
 DEFAULT_DIR = Path(".local/demo")
-CONFIG_NAME = "config.yaml"
-REGISTRATION_NAME = "registration.yaml"
-DATABASE_NAME = "communities.db"
-PASSWORD_NAME = "demo-password"
-SYNAPSE_DIR_NAME = "synapse"
 CHECK_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.25
 STOP_IDLE_SECONDS = 5.0
@@ -69,6 +65,9 @@ CONFIG_HEADER = (
     "# Written by `python -m communities_appservice.demo` from the defaults; reused on the\n"
     "# next run. The demo sets the homeserver and appservice addresses and ports itself.\n"
 )
+# The keys the demo sets on every run (where both servers listen); the rest of an earlier
+# run's config is kept as it is.
+PLACEMENT = {"homeserver": ("address", "domain"), "appservice": ("address", "hostname", "port")}
 T = TypeVar("T")
 
 
@@ -79,29 +78,16 @@ class DemoError(Exception):
 # --- the state directory ------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
 class StateDir:
-    root: Path
+    """The paths inside the demo's state directory."""
 
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_NAME
-
-    @property
-    def registration(self) -> Path:
-        return self.root / REGISTRATION_NAME
-
-    @property
-    def database(self) -> Path:
-        return self.root / DATABASE_NAME
-
-    @property
-    def password(self) -> Path:
-        return self.root / PASSWORD_NAME
-
-    @property
-    def synapse(self) -> Path:
-        return self.root / SYNAPSE_DIR_NAME
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config.yaml"
+        self.registration = root / "registration.yaml"
+        self.database = root / "communities.db"
+        self.password = root / "demo-password"
+        self.synapse = root / "synapse"
 
 
 def default_config(state: StateDir, synapse_port: int, appservice_port: int) -> dict[str, Any]:
@@ -124,26 +110,32 @@ def default_config(state: StateDir, synapse_port: int, appservice_port: int) -> 
     }
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
+def _read_config(path: Path) -> dict[str, Any]:
+    """An earlier run's config as plain YAML, with its two server sections as mappings."""
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError:
         raise DemoError(f"{path} is not valid YAML; fix it or delete it to start over") from None
     if not isinstance(loaded, dict):
         raise DemoError(f"{path} is not a mapping; fix it or delete it to start over")
+    for section in PLACEMENT:
+        if not isinstance(loaded.setdefault(section, {}), dict):
+            raise DemoError(f"section {section!r} of {path} is not a mapping")
     return loaded
 
 
-def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    section = raw.get(name)
-    if section is None:
-        section = raw[name] = {}
-    if not isinstance(section, dict):
-        raise DemoError(f"section {name!r} of the demo config is not a mapping")
-    return section
+def _place(raw: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Set the keys the demo owns in an earlier run's config; whether any changed."""
+    changed = False
+    for section, names in PLACEMENT.items():
+        for name in names:
+            if raw[section].get(name) != wanted[section][name]:
+                raw[section][name] = wanted[section][name]
+                changed = True
+    return changed
 
 
-def _old_port(address: Any) -> int | None:
+def port_of(address: Any) -> int | None:
     try:
         return urlparse(str(address)).port
     except ValueError:
@@ -166,7 +158,10 @@ def listenable(port: int) -> bool:
 
 
 def choose_port(
-    asked: int | None, previous: int | None, taken: set[int], what: str,
+    asked: int | None,
+    previous: int | None,
+    taken: set[int],
+    what: str,
     is_free: Callable[[int], bool],
 ) -> int:
     """The asked port (it must be free), else the previous run's when free, else a free one."""
@@ -192,31 +187,24 @@ def prepare(
     Returns the config and whether it was reused from an earlier run.
     """
     state.root.mkdir(parents=True, exist_ok=True)
-    raw = _read_mapping(state.config) if state.config.exists() else None
-    hs_raw = _section(raw, "homeserver") if raw is not None else {}
-    as_raw = _section(raw, "appservice") if raw is not None else {}
+    raw = _read_config(state.config) if state.config.exists() else None
+    old = raw or {"homeserver": {}, "appservice": {}}
     # Synapse's port is checked the way LocalSynapse.start checks it before spawning Synapse.
     hs_port = choose_port(
-        synapse_port, _old_port(hs_raw.get("address")), set(), "synapse", port_is_free
+        synapse_port, port_of(old["homeserver"].get("address")), set(), "synapse", port_is_free
     )
     as_port = choose_port(
-        appservice_port, _int_or_none(as_raw.get("port")), {hs_port}, "appservice", listenable
+        appservice_port,
+        _int_or_none(old["appservice"].get("port")),
+        {hs_port},
+        "appservice",
+        listenable,
     )
+    wanted = default_config(state, hs_port, as_port)
     if raw is None:
-        _write_config(state.config, default_config(state, hs_port, as_port))
-    else:
-        placement = {
-            "address": f"http://{LOOPBACK}:{hs_port}", "domain": SERVER_NAME,
-        }
-        as_placement = {
-            "address": f"http://{LOOPBACK}:{as_port}", "hostname": LOOPBACK, "port": as_port,
-        }
-        if any(hs_raw.get(k) != v for k, v in placement.items()) or any(
-            as_raw.get(k) != v for k, v in as_placement.items()
-        ):
-            hs_raw.update(placement)
-            as_raw.update(as_placement)
-            _write_config(state.config, raw)
+        _write_config(state.config, wanted)
+    elif _place(raw, wanted):
+        _write_config(state.config, raw)
     # Idempotent: tokens already in the config and the registration's sender are kept.
     return generate_registration(state.config, state.registration), raw is not None
 
@@ -274,7 +262,10 @@ class ClientAPI:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
         query: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         url = f"{self.base_url}/_matrix/client/v3{path}"
@@ -284,15 +275,22 @@ class ClientAPI:
             result = await response.json(content_type=None)
             if response.status != 200 or not isinstance(result, dict):
                 errcode = result.get("errcode") if isinstance(result, dict) else None
-                raise DemoError(f"{method} {path.split('?')[0]} failed: HTTP {response.status} "
-                                f"{errcode}")
+                raise DemoError(
+                    f"{method} {path.split('?')[0]} failed: HTTP {response.status} {errcode}"
+                )
             return result
 
     async def create_dm(self, user_id: str) -> str:
-        result = await self.call("POST", "/createRoom", {
-            "invite": [user_id], "is_direct": True, "preset": "trusted_private_chat",
-            "name": "Communities demo check",
-        })
+        result = await self.call(
+            "POST",
+            "/createRoom",
+            {
+                "invite": [user_id],
+                "is_direct": True,
+                "preset": "trusted_private_chat",
+                "name": "Communities demo check",
+            },
+        )
         return str(result["room_id"])
 
     async def membership(self, room_id: str, user_id: str) -> str | None:
@@ -348,7 +346,9 @@ class Demo:
         self.state = state
         self.config = config
         self.synapse = LocalSynapse(
-            state.synapse, server_name=SERVER_NAME, port=_port_of(config.homeserver.address),
+            state.synapse,
+            server_name=SERVER_NAME,
+            port=port_of(config.homeserver.address),
             registration=state.registration,
         )
         self.app: App | None = None
@@ -390,26 +390,32 @@ class Demo:
         prefix = self.config.communities.command_prefix
         bot = self.config.bot_mxid
         rule = "=" * 72
-        return "\n".join([
-            rule,
-            f"  Communities demo is up (in {seconds:.1f} s).",
-            "",
-            f"  Homeserver URL:  {self.synapse.base_url}",
-            "      In Element Web, Cinny or FluffyChat choose a custom homeserver",
-            "      (\"Edit\" next to the server name) and enter this URL.",
-            f"  User:            {self.user_id}",
-            f"  Password:        {self.password}",
-            f"  Bot:             {bot}",
-            "",
-            f"  Start a DM with the bot and type `{prefix} help`.",
-            "  (The bot does not take part in end-to-end encryption yet: keep that DM",
-            "  unencrypted.)",
-            "",
-            f"  State: {self.state.root}  (delete it to start over)",
-            f"  Synapse log: {self.synapse.log_path}",
-            "  Ctrl-C stops the demo.",
-            rule,
-        ])
+        encryption_note = (
+            []
+            if self.config.encryption.enabled
+            else ["  (encryption.enabled is false in the demo config: keep that DM unencrypted.)"]
+        )
+        return "\n".join(
+            [
+                rule,
+                f"  Communities demo is up (in {seconds:.1f} s).",
+                "",
+                f"  Homeserver URL:  {self.synapse.base_url}",
+                "      In Element Web, Cinny or FluffyChat choose a custom homeserver",
+                '      ("Edit" next to the server name) and enter this URL.',
+                f"  User:            {self.user_id}",
+                f"  Password:        {self.password}",
+                f"  Bot:             {bot}",
+                "",
+                f"  Start a DM with the bot and type `{prefix} help`.",
+                *encryption_note,
+                "",
+                f"  State: {self.state.root}  (delete it to start over)",
+                f"  Synapse log: {self.synapse.log_path}",
+                "  Ctrl-C stops the demo.",
+                rule,
+            ]
+        )
 
     async def check(self) -> str:
         """Log in as the demo user, ask the bot for help in a DM; return the reply's body."""
@@ -436,13 +442,6 @@ class Demo:
             with contextlib.suppress(aiohttp.ClientError, DemoError):
                 await client.call("POST", "/logout", {})
         return str(content.get("body", ""))
-
-
-def _port_of(address: str) -> int:
-    port = urlparse(address).port
-    if port is None:
-        raise DemoError(f"homeserver.address {address!r} names no port")
-    return port
 
 
 async def serve(state: StateDir, config: Config, check: bool) -> int:
@@ -484,8 +483,8 @@ async def _body(demo: Demo, check: bool) -> int:
     if not check:
         await asyncio.Event().wait()  # until a signal cancels us
         return 0
-    body = await demo.check()
-    first_line = body.splitlines()[0] if body else "(empty reply)"
+    reply = await demo.check()
+    first_line = reply.splitlines()[0] if reply else "(empty reply)"
     print(f"The bot replied: {first_line}", flush=True)
     print("demo ok", flush=True)
     return 0
@@ -500,21 +499,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a local Synapse with the Communities appservice, for trying it out "
         "with any Matrix client.",
     )
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR,
-                        help=f"state directory, reused on the next run (default: {DEFAULT_DIR})")
-    parser.add_argument("--port-synapse", type=int, default=None,
-                        help="Synapse's port on 127.0.0.1 (default: the last one, or a free one)")
-    parser.add_argument("--port-appservice", type=int, default=None,
-                        help="the appservice's port on 127.0.0.1 (default: the last one, "
-                        "or a free one)")
-    parser.add_argument("--check", action="store_true",
-                        help="smoke test: start, ask the bot for help as the demo user, "
-                        "print 'demo ok' and stop (exit code 0 on success)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help=f"state directory, reused on the next run (default: {DEFAULT_DIR})",
+    )
+    parser.add_argument(
+        "--port-synapse",
+        type=int,
+        default=None,
+        help="Synapse's port on 127.0.0.1 (default: the last one, or a free one)",
+    )
+    parser.add_argument(
+        "--port-appservice",
+        type=int,
+        default=None,
+        help="the appservice's port on 127.0.0.1 (default: the last one, or a free one)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="smoke test: start, ask the bot for help as the demo user, "
+        "print 'demo ok' and stop (exit code 0 on success)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if importlib.util.find_spec("synapse") is None:
+        print(
+            "demo failed: the demo runs a local Synapse, which is not installed in this Python "
+            "environment; install the package with its test extra (pip install '.[test]') or "
+            "matrix-synapse",
+            file=sys.stderr,
+        )
+        return 2
     state = StateDir(args.dir.resolve())
     try:
         config, reused = prepare(state, args.port_synapse, args.port_appservice)

@@ -212,7 +212,7 @@ def check_text(text: str, what: str, limit: int = MAX_DESCRIPTION) -> str:
 
 
 def is_user_id(value: str) -> bool:
-    return bool(_MXID.match(value)) and len(value) <= 255
+    return bool(_MXID.fullmatch(value)) and len(value) <= 255
 
 
 def check_user_id(value: str) -> str:
@@ -222,11 +222,11 @@ def check_user_id(value: str) -> str:
 
 
 def is_room_id(value: str) -> bool:
-    return bool(_ROOM_ID.match(value))
+    return bool(_ROOM_ID.fullmatch(value))
 
 
 def is_room_alias(value: str) -> bool:
-    return bool(_ALIAS.match(value))
+    return bool(_ALIAS.fullmatch(value))
 
 
 # --- decisions ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from ..db.community import Community
 from ..errors import Forbidden, Invalid, NotFound, UserError
@@ -121,22 +122,29 @@ def command(
 
 # --- parsing -------------------------------------------------------------------------------
 
-_PILL = re.compile(r'<a\s+href="https://matrix\.to/#/(@[^"?]+)[^"]*"\s*>.*?</a>', re.S | re.I)
+_PILL = re.compile(
+    r'<a\s+href="https://matrix\.to/#/((?:@|%40)[^"?]+)[^"]*"\s*>.*?</a>', re.S | re.I
+)
+_REPLY_FALLBACK = re.compile(r"<mx-reply>.*?</mx-reply>", re.S)
 _QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"'}
 
 
 def command_text(content: Mapping[str, Any]) -> str:
-    """The command as typed, with mention pills replaced by the MXIDs they point at."""
+    """The command as typed: mention pills become the MXIDs they point at, and the quoted
+    message a reply carries (its fallback) is dropped."""
     body = str(content.get("body", ""))
     formatted = content.get("formatted_body")
     if content.get("format") == "org.matrix.custom.html" and isinstance(formatted, str):
-        if _PILL.search(formatted):
-            from urllib.parse import unquote
-
-            text = _PILL.sub(lambda m: unquote(m.group(1)), formatted)
+        if _PILL.search(formatted) or _REPLY_FALLBACK.search(formatted):
+            text = _REPLY_FALLBACK.sub("", formatted)
+            text = _PILL.sub(lambda m: unquote(m.group(1)), text)
             text = re.sub(r"<br\s*/?>", "\n", text)
-            text = re.sub(r"<mx-reply>.*?</mx-reply>", "", text, flags=re.S)
-            body = html.unescape(re.sub(r"<[^>]+>", "", text))
+            return html.unescape(re.sub(r"<[^>]+>", "", text))
+    if (content.get("m.relates_to") or {}).get("m.in_reply_to") and body.startswith("> "):
+        lines = body.split("\n")
+        while lines and lines[0].startswith(">"):
+            lines.pop(0)
+        body = "\n".join(lines).lstrip("\n")
     return body
 
 

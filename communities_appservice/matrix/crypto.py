@@ -57,7 +57,7 @@ class CannotDecrypt(Exception):
 
 class BotCrypto:
     def __init__(
-        self, client: Client, db_url: str, pickle_key: str, *, appservice_mode: bool,
+        self, client: Client, db: Database, pickle_key: str, *, appservice_mode: bool,
         membership: Callable[[str, str], Awaitable[str | None]],
         session_wait: float = 10.0, request_wait: float = 20.0,
     ) -> None:
@@ -66,14 +66,18 @@ class BotCrypto:
         self.appservice_mode = appservice_mode
         self.session_wait = session_wait
         self.request_wait = request_wait
+        # The crypto and state stores keep their own schema versions but share the service's
+        # connection pool: on SQLite, two pools on one file would lock each other out.
         self.crypto_db = Database.create(
-            db_url, upgrade_table=PgCryptoStore.upgrade_table,
+            db.url, upgrade_table=PgCryptoStore.upgrade_table,
             log=logging.getLogger("communities.crypto.db"),
         )
         self.state_db = Database.create(
-            db_url, upgrade_table=PgStateStore.upgrade_table,
+            db.url, upgrade_table=PgStateStore.upgrade_table,
             log=logging.getLogger("communities.crypto.state"),
         )
+        self.crypto_db.override_pool(db)
+        self.state_db.override_pool(db)
         self.store = PgCryptoStore(client.mxid, pickle_key, self.crypto_db)
         self.state = PgStateStore(self.state_db)
         self.machine = OlmMachine(client, self.store, self.state)  # type: ignore[arg-type]
@@ -171,11 +175,10 @@ class BotCrypto:
         counts = _either(
             body, "device_one_time_keys_count", "org.matrix.msc3202.device_one_time_keys_count"
         )
-        if counts:
-            await self.machine.handle_as_otk_counts({
-                user: {dev: DeviceOTKCount.deserialize(c) for dev, c in devices.items()}
-                for user, devices in counts.items()
-            })
+        # Synapse also counts keys of the cross-signing keys it stores as hidden devices.
+        own = (counts or {}).get(self.client.mxid, {}).get(self.client.device_id)
+        if own is not None:
+            await self.machine.handle_otk_count(DeviceOTKCount.deserialize(own))
 
     async def track_state(self, raw: dict[str, Any]) -> None:
         """Membership and encryption state: device tracking and session rotation."""

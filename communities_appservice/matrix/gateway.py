@@ -98,6 +98,12 @@ class MatrixGateway:
             Method.PUT, Path.v3.profile[self.bot].displayname, {"displayname": displayname}
         )
 
+    async def ping(self, appservice_id: str) -> None:
+        """Ask the homeserver to reach us now (it also retries transactions it held back)."""
+        await self._request(
+            Method.POST, Path.v1.appservice[appservice_id].ping, {"transaction_id": "startup"}
+        )
+
     async def create_room(self, request: dict[str, Any]) -> str:
         result = await self._request(Method.POST, Path.v3.createRoom, request)
         return str(result["room_id"])

@@ -33,6 +33,7 @@ class Router:
 
     async def accept(self, txn_id: str, events: list[dict[str, Any]]) -> None:
         items = await self.db.inbox.accept(txn_id, events, now_ms())
+        log.debug("transaction %s: %d events, %d new", txn_id, len(events), len(items))
         self.schedule(items)
 
     async def resume(self) -> None:
@@ -65,6 +66,7 @@ class Router:
         event_id = str(item.event.get("event_id"))
         try:
             if await self.db.dedupe.claim_event(event_id, now_ms()):
+                log.debug("handling %s %s in %s", item.event.get("type"), event_id, item.room_id)
                 await self.handler(item.event)
         except Exception:
             ref = secrets.token_hex(4)

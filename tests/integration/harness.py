@@ -101,7 +101,8 @@ class Stack:
         return f"@communities:{SERVER}"
 
     def write_config(
-        self, permissions: dict[str, str] | None = None, **communities: Any
+        self, permissions: dict[str, str] | None = None,
+        encryption: dict[str, Any] | None = None, **communities: Any,
     ) -> Config:
         import yaml
 
@@ -118,6 +119,7 @@ class Stack:
         raw["communities"].update(communities)
         if permissions is not None:
             raw["permissions"] = permissions
+        raw["encryption"].update(encryption or {})
         self.config_path.write_text(yaml.safe_dump(raw))
         if self.config is None:
             self.config = generate_registration(self.config_path, self.registration_path)
@@ -134,12 +136,15 @@ class Stack:
         self.admin = User(self, user_id, token)
 
     async def start_app(
-        self, permissions: dict[str, str] | None = None, **communities: Any
+        self, permissions: dict[str, str] | None = None,
+        encryption: dict[str, Any] | None = None,
+        key_waits: tuple[float, float] = (10.0, 20.0), **communities: Any,
     ) -> None:
         """(Re)start the appservice; the arguments change the config from the suite's own."""
-        self.write_config(permissions, **communities)
+        self.write_config(permissions, encryption, **communities)
         assert self.config is not None
         self.app = App(self.config)
+        self.app.key_waits = key_waits
         await self.app.start()
 
     async def stop_app(self) -> None:
@@ -149,10 +154,12 @@ class Stack:
             self.app = None
 
     async def restart_app(
-        self, permissions: dict[str, str] | None = None, **communities: Any
+        self, permissions: dict[str, str] | None = None,
+        encryption: dict[str, Any] | None = None,
+        key_waits: tuple[float, float] = (10.0, 20.0), **communities: Any,
     ) -> None:
         await self.stop_app()
-        await self.start_app(permissions, **communities)
+        await self.start_app(permissions, encryption, key_waits, **communities)
 
     async def stop(self) -> None:
         await self.stop_app()

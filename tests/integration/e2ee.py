@@ -1,0 +1,103 @@
+"""A user with a real E2EE device: matrix-nio with its own Olm store, syncing for real."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    JoinError,
+    LoginResponse,
+    MegolmEvent,
+    RoomMessageNotice,
+    RoomSendResponse,
+)
+
+
+class E2EEUser:
+    def __init__(self, base_url: str, user_id: str, password: str, store: Path) -> None:
+        store.mkdir(parents=True, exist_ok=True)
+        self.user_id = user_id
+        self.password = password
+        self.client = AsyncClient(
+            base_url, user_id, store_path=str(store),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+        )
+        self.notices: list[RoomMessageNotice] = []
+        self.undecryptable: list[MegolmEvent] = []
+        self.client.add_event_callback(self._on_notice, RoomMessageNotice)  # type: ignore[arg-type]
+        self.client.add_event_callback(self._on_megolm, MegolmEvent)  # type: ignore[arg-type]
+
+    async def _on_notice(self, room: Any, event: RoomMessageNotice) -> None:
+        self.notices.append(event)
+
+    async def _on_megolm(self, room: Any, event: MegolmEvent) -> None:
+        self.undecryptable.append(event)
+
+    async def login(self, device_name: str = "test") -> None:
+        response = await self.client.login(self.password, device_name=device_name)
+        assert isinstance(response, LoginResponse), response
+        await self.sync()
+
+    async def sync(self) -> None:
+        await self.client.sync(timeout=300, full_state=True)
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def encrypted_dm(self, bot: str) -> str:
+        response = await self.client.room_create(
+            invite=[bot], is_direct=True,
+            initial_state=[{"type": "m.room.encryption", "state_key": "",
+                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+        )
+        room_id = str(response.room_id)  # type: ignore[union-attr]
+        rooms = self.client.rooms
+        await self.wait(lambda: room_id in rooms and bot in rooms[room_id].users, "the bot")
+        return room_id
+
+    async def join(self, room_id: str) -> None:
+        response = await self.client.join(room_id)
+        assert not isinstance(response, JoinError), response
+        await self.sync()
+
+    async def send(self, room_id: str, body: str) -> str:
+        await self.sync()
+        response = await self.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        assert isinstance(response, RoomSendResponse), response
+        return str(response.event_id)
+
+    async def wait(self, condition: Any, what: str, timeout: float = 40.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                import sys
+                for task in asyncio.all_tasks():
+                    task.print_stack(limit=8, file=sys.stderr)
+                raise AssertionError(f"{self.user_id} timed out waiting for {what}")
+            await self.sync()
+            await asyncio.sleep(0.05)
+
+    async def reply_to(self, event_id: str, timeout: float = 40.0) -> RoomMessageNotice:
+        def find() -> RoomMessageNotice | None:
+            for notice in self.notices:
+                relates = notice.source.get("content", {}).get("m.relates_to", {})
+                if relates.get("m.in_reply_to", {}).get("event_id") == event_id:
+                    return notice
+            return None
+
+        await self.wait(lambda: find() is not None, f"the reply to {event_id}", timeout)
+        reply = find()
+        assert reply is not None
+        return reply

@@ -1,0 +1,133 @@
+"""The bot as a full Megolm participant, tested with independent E2EE clients (matrix-nio)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from .e2ee import E2EEUser
+from .harness import Stack
+
+
+@pytest.fixture
+async def people(stack: Stack) -> AsyncIterator[list[E2EEUser]]:
+    made: list[E2EEUser] = []
+
+    async def person(prefix: str, localpart: str | None = None) -> E2EEUser:
+        localpart = localpart or f"{prefix}-{secrets.token_hex(4)}"
+        user_id, _ = await stack.synapse.register_user(localpart, "pw-" + localpart)
+        user = E2EEUser(
+            stack.synapse.base_url, user_id, "pw-" + localpart,
+            stack.workdir / "nio" / f"{localpart}-{len(made)}",
+        )
+        await user.login(device_name=f"device-{len(made)}")
+        made.append(user)
+        return user
+
+    stack.e2ee_person = person  # type: ignore[attr-defined]
+    yield made
+    for user in made:
+        await user.close()
+
+
+def encrypted_reply(reply: object) -> bool:
+    return reply.decrypted and reply.source.get("type") == "m.room.message"  # type: ignore[attr-defined]
+
+
+async def test_encrypted_dm_command_gets_an_encrypted_reply(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
+    dm = await owner.encrypted_dm(stack.bot)
+    event_id = await owner.send(dm, '!community create "Secret Parents"')
+    reply = await owner.reply_to(event_id)
+    assert reply.decrypted, "the reply was not encrypted"
+    assert "Created community" in reply.body
+    assert "Secret Parents" in reply.body
+
+
+async def test_commands_in_encrypted_community_rooms(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    person = stack.e2ee_person  # type: ignore[attr-defined]
+    owner = await person("owner")
+    dm = await owner.encrypted_dm(stack.bot)
+    created = await owner.reply_to(await owner.send(dm, "!community create Encrypted --join open"))
+    assert "Created community" in created.body
+    assert stack.app is not None
+    [community] = [
+        c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
+    ]
+    rooms = {r.role: r.room_id for r in await stack.app.tables.rooms.of_community(
+        community.space_id)}
+    for role in ("space", "announcements", "admins"):
+        await owner.join(rooms[role])
+    second_device = await person("owner", owner.user_id[1:].split(":")[0])
+    member = await person("member")
+    await member.join(rooms["space"])
+    await member.wait(
+        lambda: rooms["announcements"] in member.client.invited_rooms, "the announcements invite"
+    )
+    await member.join(rooms["announcements"])
+
+    event_id = await owner.send(rooms["announcements"], "!community info")
+    for reader in (owner, second_device, member):
+        reply = await reader.reply_to(event_id)
+        assert reply.decrypted and "Encrypted" in reply.body, reader.user_id
+
+    group_reply = await owner.reply_to(
+        await owner.send(rooms["admins"], "!community group create Talk")
+    )
+    assert group_reply.decrypted and "Created group Talk" in group_reply.body
+    [talk] = await stack.app.tables.rooms.of_community(community.space_id, "group")
+    await owner.join(talk.room_id)
+    await member.join(talk.room_id)
+    event_id = await member.send(talk.room_id, "!community group list")
+    for reader in (member, owner):
+        reply = await reader.reply_to(event_id)
+        assert reply.decrypted and "Talk" in reply.body, reader.user_id
+
+
+async def test_same_device_after_restart_and_in_sync_mode(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    assert stack.app is not None and stack.app.crypto is not None
+    device, key = stack.app.crypto.device_id, stack.app.crypto.identity_key
+    owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
+    dm = await owner.encrypted_dm(stack.bot)
+    await stack.restart_app()
+    assert stack.app.crypto is not None
+    assert (stack.app.crypto.device_id, stack.app.crypto.identity_key) == (device, key)
+    reply = await owner.reply_to(await owner.send(dm, "!community help"))
+    assert reply.decrypted and "Commands" in reply.body
+
+    await stack.restart_app(encryption={"appservice": False})
+    try:
+        assert stack.app.crypto is not None and not stack.app.crypto.appservice_mode
+        assert stack.app.crypto.device_id == device
+        fresh = await stack.e2ee_person("fresh")  # type: ignore[attr-defined]
+        fresh_dm = await fresh.encrypted_dm(stack.bot)
+        reply = await fresh.reply_to(await fresh.send(fresh_dm, '!community create "Synced"'))
+        assert reply.decrypted and "Created community" in reply.body
+    finally:
+        await stack.restart_app()
+
+
+async def test_withheld_keys_get_a_could_not_read_notice(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    await stack.restart_app(key_waits=(1.0, 2.0))
+    try:
+        assert stack.app is not None and stack.app.crypto is not None
+        owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
+        dm = await owner.encrypted_dm(stack.bot)
+        await owner.sync()
+        bot_device = owner.client.device_store[stack.bot][stack.app.crypto.device_id]
+        owner.client.blacklist_device(bot_device)
+        event_id = await owner.send(dm, "!community help")
+        reply = await owner.reply_to(event_id)
+        assert "could not read" in reply.body
+    finally:
+        await stack.restart_app()

@@ -1,0 +1,380 @@
+"""Every table of `db`, against a real database: SQLite always, PostgreSQL on request.
+
+`COMMUNITIES_TEST_DB=postgres` adds a fresh PostgreSQL database for this module (created at
+`COMMUNITIES_TEST_POSTGRES_URL`, default postgres://postgres@127.0.0.1:5432/test, and dropped
+afterwards); every test then runs on both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from communities_appservice.db import Tables, create_database
+from communities_appservice.db.community import Community
+from communities_appservice.db.room import CommunityRoom
+from communities_appservice.rules import AdminRole
+
+POSTGRES_URL = os.environ.get(
+    "COMMUNITIES_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite"]
+if os.environ.get("COMMUNITIES_TEST_DB") == "postgres":
+    BACKENDS.append("postgres")
+
+TABLES = ("community_room", "community_admin", "community_member", "community", "audit_log",
+          "handled_event", "inbox", "handled_txn")
+
+
+async def _create_postgres() -> tuple[str, str]:
+    import asyncpg
+
+    name = f"communities_unit_{secrets.token_hex(4)}"
+    try:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=10)
+    except (OSError, asyncpg.PostgresError) as e:
+        pytest.fail(f"COMMUNITIES_TEST_DB=postgres but PostgreSQL is unreachable: {e!r}")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    # the postgresql:// spelling exercises create_database's translation
+    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgres://", "postgresql://", 1)
+    return f"{base}/{name}", name
+
+
+async def _drop_postgres(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_URL, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def module_tables(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Tables]:
+    pg_name = None
+    if request.param == "postgres":
+        url, pg_name = await _create_postgres()
+    else:
+        url = f"sqlite:{tmp_path_factory.mktemp('db') / 'communities.db'}"
+    db = create_database(url)
+    await db.start()
+    try:
+        yield Tables(db)
+    finally:
+        await db.stop()
+        if pg_name:
+            await _drop_postgres(pg_name)
+
+
+@pytest.fixture
+async def tables(module_tables: Tables) -> Tables:
+    """The module's database, emptied."""
+    for table in TABLES:
+        await module_tables.db.execute(f"DELETE FROM {table}")
+    return module_tables
+
+
+SPACE = "!space:example.org"
+OTHER = "!other:example.org"
+OWNER = "@owner:example.org"
+ALICE = "@alice:example.org"
+BOB = "@bob:example.org"
+
+
+def _community(space_id: str = SPACE, name: str = "Parents", **kw: object) -> Community:
+    values: dict[str, object] = dict(
+        space_id=space_id, name=name, description="School parents", join_mode="approval",
+        owner=OWNER, state="active", room_version="12", created_at=1_000,
+    )
+    values.update(kw)
+    return Community(**values)  # type: ignore[arg-type]
+
+
+def _room(room_id: str, space_id: str = SPACE, **kw: object) -> CommunityRoom:
+    values: dict[str, object] = dict(
+        room_id=room_id, space_id=space_id, role="group", name=room_id[1:4], access="open",
+        adopted=False, position=1, created_at=2_000,
+    )
+    values.update(kw)
+    return CommunityRoom(**values)  # type: ignore[arg-type]
+
+
+# --- migrations --------------------------------------------------------------------------
+
+
+async def test_migrations_run_once(tmp_path: Path) -> None:
+    url = f"sqlite:{tmp_path / 'again.db'}"
+    for _ in range(2):  # a restart finds the schema in place
+        db = create_database(url)
+        await db.start()
+        try:
+            assert await db.fetchval("SELECT MAX(version) FROM communities_version") >= 1
+            assert await db.fetchval("SELECT owner FROM database_owner") == "communities"
+        finally:
+            await db.stop()
+
+
+# --- community ---------------------------------------------------------------------------
+
+
+async def test_community_insert_get(tables: Tables) -> None:
+    c = _community()
+    await tables.communities.insert(c)
+    assert await tables.communities.get(SPACE) == c
+    assert await tables.communities.get(OTHER) is None
+
+
+async def test_community_created_at_defaults_to_now(tables: Tables) -> None:
+    await tables.communities.insert(_community(created_at=0))
+    got = await tables.communities.get(SPACE)
+    assert got is not None and got.created_at > 1_600_000_000_000
+
+
+async def test_community_updates(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.communities.set_name(SPACE, "Parents & teachers")
+    await tables.communities.set_description(SPACE, "multi\nline")
+    await tables.communities.set_state(SPACE, "deactivated")
+    got = await tables.communities.get(SPACE)
+    assert got == _community(name="Parents & teachers", description="multi\nline",
+                             state="deactivated")
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [("Parents", [SPACE]), ("pArEnTs", [SPACE]), ("Teachers", [OTHER]), ("Parent", []),
+     ("Gone", [])],
+)
+async def test_community_find_by_name(tables: Tables, query: str, found: list[str]) -> None:
+    await tables.communities.insert(_community(SPACE, "Parents"))
+    await tables.communities.insert(_community(OTHER, "Teachers"))
+    await tables.communities.insert(_community("!gone:example.org", "Gone", state="deactivated"))
+    assert [c.space_id for c in await tables.communities.find_by_name(query)] == found
+
+
+async def test_community_all_active_in_creation_order(tables: Tables) -> None:
+    await tables.communities.insert(_community("!b:x", "B", created_at=2))
+    await tables.communities.insert(_community("!a:x", "A", created_at=3))
+    await tables.communities.insert(_community("!c:x", "C", created_at=1))
+    await tables.communities.insert(_community("!d:x", "D", created_at=4, state="deactivated"))
+    assert [c.space_id for c in await tables.communities.all_active()] == ["!c:x", "!b:x", "!a:x"]
+
+
+# --- rooms -------------------------------------------------------------------------------
+
+
+async def test_room_insert_get_update_delete(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    room = _room("!g1:example.org", adopted=True, access="private", position=3)
+    await tables.rooms.insert(room)
+    got = await tables.rooms.get(room.room_id)
+    assert got == room
+    assert got is not None and got.adopted is True
+    await tables.rooms.set_name(room.room_id, "Renamed")
+    got = await tables.rooms.get(room.room_id)
+    assert got is not None and got.name == "Renamed"
+    await tables.rooms.delete(room.room_id)
+    assert await tables.rooms.get(room.room_id) is None
+
+
+async def test_room_adopted_false_is_false(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.rooms.insert(_room("!g1:example.org", adopted=False))
+    got = await tables.rooms.get("!g1:example.org")
+    assert got is not None and got.adopted is False
+
+
+async def test_rooms_of_community(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.communities.insert(_community(OTHER, "Other"))
+    await tables.rooms.insert(_room("!ann:x", role="announcements", position=0))
+    await tables.rooms.insert(_room("!g2:x", position=2))
+    await tables.rooms.insert(_room("!g1:x", position=1))
+    await tables.rooms.insert(_room("!elsewhere:x", space_id=OTHER, position=1))
+    all_rooms = await tables.rooms.of_community(SPACE)
+    assert [r.room_id for r in all_rooms] == ["!ann:x", "!g1:x", "!g2:x"]
+    groups = await tables.rooms.of_community(SPACE, "group")
+    assert [r.room_id for r in groups] == ["!g1:x", "!g2:x"]
+    assert await tables.rooms.of_community(SPACE, "admins") == []
+    assert await tables.rooms.of_community("!nothing:x") == []
+
+
+async def test_room_next_position(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.communities.insert(_community(OTHER, "Other"))
+    assert await tables.rooms.next_position(SPACE) == 1
+    await tables.rooms.insert(_room("!g1:x", position=1))
+    assert await tables.rooms.next_position(SPACE) == 2
+    await tables.rooms.insert(_room("!g7:x", position=7))
+    assert await tables.rooms.next_position(SPACE) == 8
+    assert await tables.rooms.next_position(OTHER) == 1
+    await tables.rooms.delete("!g7:x")
+    assert await tables.rooms.next_position(SPACE) == 2
+
+
+async def test_room_needs_its_community(tables: Tables) -> None:
+    with pytest.raises(Exception):  # noqa: B017  (sqlite3 and asyncpg raise their own)
+        await tables.rooms.insert(_room("!orphan:x", space_id="!missing:x"))
+    assert await tables.rooms.get("!orphan:x") is None
+
+
+async def test_room_ids_are_unique(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.rooms.insert(_room("!g1:x"))
+    with pytest.raises(Exception):  # noqa: B017
+        await tables.rooms.insert(_room("!g1:x", name="again"))
+
+
+# --- admins ------------------------------------------------------------------------------
+
+
+async def test_admin_roles_order_and_updates(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.communities.insert(_community(OTHER, "Other"))
+    await tables.admins.put(SPACE, BOB, AdminRole.ADMIN, 30)
+    await tables.admins.put(SPACE, OWNER, AdminRole.OWNER, 10)
+    await tables.admins.put(SPACE, ALICE, AdminRole.ADMIN, 30)  # same time: by user id
+    await tables.admins.put(OTHER, ALICE, AdminRole.OWNER, 5)
+    roles = await tables.admins.roles(SPACE)
+    assert list(roles.items()) == [
+        (OWNER, AdminRole.OWNER), (ALICE, AdminRole.ADMIN), (BOB, AdminRole.ADMIN),
+    ]
+    assert all(isinstance(r, AdminRole) for r in roles.values())
+    # put again changes the role and keeps the original time
+    await tables.admins.put(SPACE, OWNER, AdminRole.ADMIN, 99)
+    await tables.admins.put(SPACE, BOB, AdminRole.OWNER, 99)
+    assert list((await tables.admins.roles(SPACE)).items()) == [
+        (OWNER, AdminRole.ADMIN), (ALICE, AdminRole.ADMIN), (BOB, AdminRole.OWNER),
+    ]
+    await tables.admins.delete(SPACE, ALICE)
+    assert list(await tables.admins.roles(SPACE)) == [OWNER, BOB]
+    assert sorted(await tables.admins.communities_of(ALICE)) == [OTHER]
+    assert await tables.admins.communities_of("@nobody:x") == []
+    assert await tables.admins.roles("!nothing:x") == {}
+
+
+# --- members -----------------------------------------------------------------------------
+
+
+async def test_members(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.communities.insert(_community(OTHER, "Other"))
+    assert await tables.members.add(SPACE, ALICE, 1) is True
+    assert await tables.members.add(SPACE, ALICE, 2) is False
+    assert await tables.members.add(SPACE, BOB, 3) is True
+    assert await tables.members.add(OTHER, ALICE, 4) is True
+    assert await tables.members.is_member(SPACE, ALICE) is True
+    assert await tables.members.is_member(SPACE, OWNER) is False
+    assert await tables.members.count(SPACE) == 2
+    assert await tables.members.count("!nothing:x") == 0
+    assert sorted(await tables.members.communities_of(ALICE)) == sorted([SPACE, OTHER])
+    assert await tables.members.remove(SPACE, ALICE) is True
+    assert await tables.members.remove(SPACE, ALICE) is False
+    assert await tables.members.is_member(SPACE, ALICE) is False
+    assert await tables.members.count(SPACE) == 1
+    assert await tables.members.communities_of(ALICE) == [OTHER]
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+async def test_audit_recent_newest_first(tables: Tables) -> None:
+    for i in range(5):
+        await tables.audit.add(SPACE, ALICE, f"action {i}", BOB, f"detail {i}", "ok", 100 + i)
+    await tables.audit.add(OTHER, BOB, "elsewhere", "", "", "failed", 200)
+    recent = await tables.audit.recent(SPACE, 3)
+    assert [e.action for e in recent] == ["action 4", "action 3", "action 2"]
+    first = recent[0]
+    assert (first.space_id, first.actor, first.target, first.detail, first.result, first.ts) == (
+        SPACE, ALICE, BOB, "detail 4", "ok", 104
+    )
+    assert len(await tables.audit.recent(SPACE, 50)) == 5
+    assert [e.action for e in await tables.audit.recent(OTHER, 10)] == ["elsewhere"]
+    assert await tables.audit.recent("!nothing:x", 10) == []
+
+
+# --- dedupe ------------------------------------------------------------------------------
+
+
+async def test_claim_event_once(tables: Tables) -> None:
+    assert await tables.dedupe.claim_event("$one", 1) is True
+    assert await tables.dedupe.claim_event("$one", 2) is False
+    assert await tables.dedupe.claim_event("$two", 3) is True
+
+
+# --- inbox -------------------------------------------------------------------------------
+
+
+def _event(event_id: str, room_id: str = "!r1:x", **content: object) -> dict[str, object]:
+    return {"event_id": event_id, "room_id": room_id, "type": "m.room.message",
+            "sender": ALICE, "content": dict(content)}
+
+
+async def test_inbox_accept_same_txn_twice(tables: Tables) -> None:
+    events = [_event("$a", body="one"), _event("$b", "!r2:x", body="two")]
+    items = await tables.inbox.accept("txn1", events, 1)
+    assert [(i.room_id, i.event) for i in items] == [("!r1:x", events[0]), ("!r2:x", events[1])]
+    assert items[0].seq < items[1].seq
+    assert await tables.inbox.accept("txn1", events, 2) == []
+    assert await tables.inbox.accept("txn1", [_event("$new")], 3) == []
+    assert [p.event["event_id"] for p in await tables.inbox.pending()] == ["$a", "$b"]
+
+
+async def test_inbox_same_event_in_a_second_txn_is_stored_once(tables: Tables) -> None:
+    first = await tables.inbox.accept("txn1", [_event("$a")], 1)
+    second = await tables.inbox.accept("txn2", [_event("$a"), _event("$b")], 2)
+    assert [i.event["event_id"] for i in second] == ["$a", "$b"]
+    assert second[0].seq == first[0].seq
+    pending = await tables.inbox.pending()
+    assert [p.event["event_id"] for p in pending] == ["$a", "$b"]
+
+
+async def test_inbox_pending_and_done(tables: Tables) -> None:
+    events = [_event("$a", body="é ✓ <b>"), _event("$b"), _event("$c", "!r2:x")]
+    items = await tables.inbox.accept("txn1", events, 1)
+    pending = await tables.inbox.pending()
+    assert [(p.seq, p.room_id, p.event) for p in pending] == [
+        (i.seq, i.room_id, i.event) for i in items
+    ]
+    assert pending[0].event["content"] == {"body": "é ✓ <b>"}
+    await tables.inbox.done(items[1].seq)
+    assert [p.event["event_id"] for p in await tables.inbox.pending()] == ["$a", "$c"]
+    await tables.inbox.done(items[0].seq)
+    await tables.inbox.done(items[2].seq)
+    await tables.inbox.done(items[2].seq)  # twice is harmless
+    assert await tables.inbox.pending() == []
+
+
+async def test_inbox_skips_events_without_id(tables: Tables) -> None:
+    events: list[dict[str, object]] = [
+        {"type": "m.typing", "room_id": "!r1:x"}, {"event_id": 5}, _event("$a"),
+    ]
+    items = await tables.inbox.accept("txn1", events, 1)
+    assert [i.event["event_id"] for i in items] == ["$a"]
+    assert await tables.inbox.accept("txn1", [_event("$b")], 2) == []
+
+
+async def test_inbox_empty_txn_is_remembered(tables: Tables) -> None:
+    assert await tables.inbox.accept("empty", [], 1) == []
+    assert await tables.inbox.accept("empty", [_event("$a")], 2) == []
+    assert await tables.inbox.pending() == []
+
+
+async def test_inbox_event_handled_and_done_comes_back_as_new_row(tables: Tables) -> None:
+    """The inbox forgets handled events; the dedupe table is what stops a second run."""
+    (item,) = await tables.inbox.accept("txn1", [_event("$a")], 1)
+    assert await tables.dedupe.claim_event("$a", 1) is True
+    await tables.inbox.done(item.seq)
+    (again,) = await tables.inbox.accept("txn2", [_event("$a")], 2)
+    assert again.seq != item.seq
+    assert await tables.dedupe.claim_event("$a", 2) is False
