@@ -36,8 +36,6 @@ class App:
         self.dispatcher: Dispatcher | None = None
         self.membership: Membership | None = None
         self.crypto: BotCrypto | None = None
-        # How long an encrypted event waits for its keys, then for an answer to a key request.
-        self.key_waits = (10.0, 20.0)
 
     async def start(self) -> None:
         await self.db.start()
@@ -81,7 +79,6 @@ class App:
             self.gateway.client, self.db,
             self.config.encryption.pickle_key, appservice_mode=self.config.encryption.appservice,
             membership=self.gateway.membership,
-            session_wait=self.key_waits[0], request_wait=self.key_waits[1],
         )
         await self.crypto.start()
         self.gateway.crypto = self.crypto

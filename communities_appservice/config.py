@@ -69,6 +69,11 @@ def _one_of(*choices: str) -> Callable[[str, str], None]:
     return check
 
 
+def _prefix(key: str, value: str) -> None:
+    if not value or any(ch.isspace() for ch in value):
+        raise ConfigError(key, f"{value!r} must be one word, like !community")
+
+
 def _room_version(key: str, value: str) -> None:
     if value not in ("10", "11", "12"):
         raise ConfigError(key, f"room version {value!r} is not supported (use 10, 11 or 12)")
@@ -115,7 +120,7 @@ class EncryptionConfig:
 
 @dataclass(frozen=True)
 class CommunitiesConfig:
-    command_prefix: str = "!community"
+    command_prefix: str = field(default="!community", metadata=_check(_prefix))
     room_version: str = field(default="12", metadata=_check(_room_version))
     max_admins: int = field(default=20, metadata=_check(_positive))
     max_groups: int = field(default=100, metadata=_check(_positive))
@@ -323,7 +328,10 @@ def fill_generated(text: str) -> str:
 
 def generate_registration(config_path: Path, registration_path: Path) -> Config:
     """Fill the config's tokens, then write the registration that matches them."""
-    text = config_path.read_text(encoding="utf-8")
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(config_path), f"cannot read: {e.strerror}") from None
     filled = fill_generated(text)
     if filled != text:
         config_path.write_text(filled, encoding="utf-8")

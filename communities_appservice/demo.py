@@ -28,7 +28,6 @@ import logging
 import secrets
 import signal
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,6 @@ from urllib.parse import quote, urlparse
 
 import aiohttp
 import yaml
-from yarl import URL
 
 from .__main__ import setup_logging
 from .app import App
@@ -218,27 +216,6 @@ def _write_config(path: Path, raw: dict[str, Any]) -> None:
     write_private(path, CONFIG_HEADER + yaml.safe_dump(raw, sort_keys=False))
 
 
-def forget_transaction_ids(database: str) -> None:
-    """Drop the transaction ids the service remembers, before it starts with a new Synapse.
-
-    Synapse on SQLite numbers appservice transactions from the highest id still pending in its
-    own database, so after every restart it counts from 1 again, and the service's permanent
-    memory of transaction ids (table `handled_txn`) would answer each new transaction as a
-    repeat and drop its events. The demo always restarts Synapse together with the service, so
-    the old ids mean nothing now. Events handled before are still recognised by their event
-    ids, so nothing runs twice.
-    """
-    url = URL(database)
-    if url.scheme not in ("sqlite", "sqlite3") or not Path(url.path).is_file():
-        return
-    with contextlib.closing(sqlite3.connect(url.path)) as conn, conn:
-        known = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='handled_txn'"
-        ).fetchone()
-        if known:
-            conn.execute("DELETE FROM handled_txn")
-
-
 def demo_password(state: StateDir) -> str:
     """The demo user's password: created once, then read back on every run."""
     if state.password.exists():
@@ -359,7 +336,6 @@ class Demo:
         """Start Synapse, then the appservice, then make the demo user; return the seconds."""
         began = time.monotonic()
         await self.synapse.start()
-        forget_transaction_ids(self.config.appservice.database)
         self.app = App(self.config)
         await self.app.start()
         try:

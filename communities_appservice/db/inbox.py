@@ -7,6 +7,7 @@ left. Rows are deleted once handled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +26,27 @@ class InboxTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def accept(self, txn_id: str, events: list[dict[str, Any]], ts: int) -> list[InboxItem]:
-        """Store a transaction's events and mark it seen, atomically; returns the new rows."""
+    async def seen(self, txn_id: str, digest: str) -> bool:
+        """True for a transaction already accepted with exactly this content."""
+        value = await self.db.fetchval(
+            "SELECT digest FROM handled_txn WHERE txn_id=$1", txn_id
+        )
+        return value == digest
+
+    async def accept(
+        self, txn_id: str, events: list[dict[str, Any]], ts: int, digest: str | None = None
+    ) -> list[InboxItem]:
+        """Store a transaction's events and remember it, atomically; returns its rows.
+
+        A transaction id seen before with the same content is a retry and returns nothing.
+        The same id with other content is new: a homeserver that lost its pending
+        transactions (Synapse on SQLite, after a restart) numbers them from 1 again.
+        """
+        digest = digest or content_digest(events)
         items: list[InboxItem] = []
         async with self.db.acquire() as conn, conn.transaction():
-            seen = await conn.fetchval("SELECT 1 FROM handled_txn WHERE txn_id=$1", txn_id)
-            if seen:
+            known = await conn.fetchval("SELECT digest FROM handled_txn WHERE txn_id=$1", txn_id)
+            if known == digest:
                 return []
             for event in events:
                 event_id = event.get("event_id")
@@ -45,7 +61,9 @@ class InboxTable:
                 seq = await conn.fetchval("SELECT seq FROM inbox WHERE event_id=$1", event_id)
                 items.append(InboxItem(seq=int(seq), room_id=room_id, event=event))
             await conn.execute(
-                "INSERT INTO handled_txn (txn_id, ts) VALUES ($1, $2)", txn_id, ts
+                "INSERT INTO handled_txn (txn_id, digest, ts) VALUES ($1, $2, $3)"
+                " ON CONFLICT (txn_id) DO UPDATE SET digest=excluded.digest, ts=excluded.ts",
+                txn_id, digest, ts,
             )
         return items
 
@@ -58,3 +76,7 @@ class InboxTable:
 
     async def done(self, seq: int) -> None:
         await self.db.execute("DELETE FROM inbox WHERE seq=$1", seq)
+
+
+def content_digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

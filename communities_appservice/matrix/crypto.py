@@ -133,11 +133,22 @@ class BotCrypto:
         self.client.api.as_user_id = None
 
     async def _cross_sign(self) -> None:
-        own = self.machine.own_identity
-        if await self.machine.resolve_trust(own) >= TrustState.CROSS_SIGNED_UNTRUSTED:
+        """Sign the device with a fresh cross-signing identity, unless the server shows it
+        already signed by the bot's current self-signing key (the identity stays stable)."""
+        if await self._device_is_cross_signed():
             return
         await self.machine.generate_recovery_key()  # the key itself is deliberately dropped
         log.info("cross-signed the bot's device")
+
+    async def _device_is_cross_signed(self) -> bool:
+        mxid, device = self.client.mxid, self.client.device_id
+        keys = await self.client.query_keys([mxid])
+        self_signing = keys.self_signing_keys.get(mxid)
+        mine = keys.device_keys.get(mxid, {}).get(device)
+        if self_signing is None or mine is None or mxid not in keys.master_keys:
+            return False
+        signed_by = {str(key_id.key_id) for key_id in mine.signatures.get(mxid, {})}
+        return any(str(key) in signed_by for key in self_signing.keys.values())
 
     def _sync_filter(self) -> Filter:
         nothing = EventFilter(not_types=[EventType("*", EventType.Class.UNKNOWN)])

@@ -31,8 +31,11 @@ class Router:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def accept(self, txn_id: str, events: list[dict[str, Any]]) -> None:
-        items = await self.db.inbox.accept(txn_id, events, now_ms())
+    async def seen(self, txn_id: str, digest: str) -> bool:
+        return await self.db.inbox.seen(txn_id, digest)
+
+    async def accept(self, txn_id: str, events: list[dict[str, Any]], digest: str) -> None:
+        items = await self.db.inbox.accept(txn_id, events, now_ms(), digest)
         log.debug("transaction %s: %d events, %d new", txn_id, len(events), len(items))
         self.schedule(items)
 

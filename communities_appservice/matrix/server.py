@@ -2,13 +2,14 @@
 
 Only the homeserver, holding `hs_token`, may push: a request without a token is
 401 `M_UNAUTHORIZED`, a wrong token 403 `M_FORBIDDEN`. A malformed body is 400 with one line.
-A transaction is answered 200 once its events are safely in the inbox; a transaction id seen
-before (also before a restart) is answered 200 and does nothing.
+A transaction is answered 200 once its events are safely in the inbox; a transaction seen
+before (same id, same body; also before a restart) is answered 200 and does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -59,20 +60,24 @@ class AppserviceServer:
         return await handler(request)  # type: ignore[no-any-return]
 
     async def transaction(self, request: web.Request) -> web.Response:
+        raw = await request.read()
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error(400, "M_NOT_JSON", "Body is not JSON")
         if not isinstance(body, dict) or not isinstance(body.get("events", []), list):
             return _error(400, "M_BAD_JSON", "Body must be an object with an events list")
         events = [e for e in body.get("events", []) if isinstance(e, dict)]
         await self.ready.wait()
+        txn_id, digest = request.match_info["txn_id"], hashlib.sha256(raw).hexdigest()
+        if await self.router.seen(txn_id, digest):
+            return web.json_response({})  # a retry of what we already hold
         if self.extras is not None:
             try:
                 await self.extras(body)
             except Exception:
                 log.exception("encryption data of transaction failed")
-        await self.router.accept(request.match_info["txn_id"], events)
+        await self.router.accept(txn_id, events, digest)
         return web.json_response({})
 
     async def query_user(self, request: web.Request) -> web.Response:
@@ -87,7 +92,9 @@ class AppserviceServer:
         return web.json_response({})
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+        """200 once the service handles transactions (a readiness probe), 503 before."""
+        ready = self.ready.is_set()
+        return web.json_response({"ok": ready}, status=200 if ready else 503)
 
     async def start(self, host: str, port: int) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)

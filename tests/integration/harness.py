@@ -137,14 +137,12 @@ class Stack:
 
     async def start_app(
         self, permissions: dict[str, str] | None = None,
-        encryption: dict[str, Any] | None = None,
-        key_waits: tuple[float, float] = (10.0, 20.0), **communities: Any,
+        encryption: dict[str, Any] | None = None, **communities: Any,
     ) -> None:
         """(Re)start the appservice; the arguments change the config from the suite's own."""
         self.write_config(permissions, encryption, **communities)
         assert self.config is not None
         self.app = App(self.config)
-        self.app.key_waits = key_waits
         await self.app.start()
 
     async def stop_app(self) -> None:
@@ -155,11 +153,10 @@ class Stack:
 
     async def restart_app(
         self, permissions: dict[str, str] | None = None,
-        encryption: dict[str, Any] | None = None,
-        key_waits: tuple[float, float] = (10.0, 20.0), **communities: Any,
+        encryption: dict[str, Any] | None = None, **communities: Any,
     ) -> None:
         await self.stop_app()
-        await self.start_app(permissions, encryption, key_waits, **communities)
+        await self.start_app(permissions, encryption, **communities)
 
     async def stop(self) -> None:
         await self.stop_app()

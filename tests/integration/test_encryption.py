@@ -90,6 +90,26 @@ async def test_commands_in_encrypted_community_rooms(
         assert reply.decrypted and "Talk" in reply.body, reader.user_id
 
 
+async def test_withheld_keys_get_a_could_not_read_notice(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    assert stack.app is not None and stack.app.crypto is not None
+    crypto = stack.app.crypto
+    waits = crypto.session_wait, crypto.request_wait
+    crypto.session_wait, crypto.request_wait = 1.0, 2.0
+    try:
+        owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
+        dm = await owner.encrypted_dm(stack.bot)
+        await owner.sync()
+        bot_device = owner.client.device_store[stack.bot][crypto.device_id]
+        owner.client.blacklist_device(bot_device)
+        event_id = await owner.send(dm, "!community help")
+        reply = await owner.reply_to(event_id)
+        assert "could not read" in reply.body
+    finally:
+        crypto.session_wait, crypto.request_wait = waits
+
+
 async def test_same_device_after_restart_and_in_sync_mode(
     stack: Stack, people: list[E2EEUser]
 ) -> None:
@@ -115,19 +135,3 @@ async def test_same_device_after_restart_and_in_sync_mode(
         await stack.restart_app()
 
 
-async def test_withheld_keys_get_a_could_not_read_notice(
-    stack: Stack, people: list[E2EEUser]
-) -> None:
-    await stack.restart_app(key_waits=(1.0, 2.0))
-    try:
-        assert stack.app is not None and stack.app.crypto is not None
-        owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
-        dm = await owner.encrypted_dm(stack.bot)
-        await owner.sync()
-        bot_device = owner.client.device_store[stack.bot][stack.app.crypto.device_id]
-        owner.client.blacklist_device(bot_device)
-        event_id = await owner.send(dm, "!community help")
-        reply = await owner.reply_to(event_id)
-        assert "could not read" in reply.body
-    finally:
-        await stack.restart_app()

@@ -130,6 +130,10 @@ BAD = [
                  "communities.default_join_mode", id="join-mode"),
     pytest.param(_with("communities.announcement_replies", "all"),
                  "communities.announcement_replies", id="announcement-replies"),
+    pytest.param(_with("communities.command_prefix", ""), "communities.command_prefix",
+                 id="empty-prefix"),
+    pytest.param(_with("communities.command_prefix", "!my community"),
+                 "communities.command_prefix", id="prefix-with-space"),
     pytest.param(_with("communities.room_version", "9"), "communities.room_version",
                  id="room-version"),
     pytest.param(_with("communities.room_version", 12.0), "communities.room_version",
@@ -434,3 +438,9 @@ def test_generate_registration_without_token_lines(tmp_path: Path) -> None:
         written = yaml.safe_load(reg.read_text(encoding="utf-8"))
         assert written["as_token"] == c.appservice.as_token != config.GENERATE
         assert config.load(cfg, env={}).appservice.hs_token == written["hs_token"]
+
+
+def test_generate_registration_without_the_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.generate_registration(tmp_path / "missing.yaml", tmp_path / "registration.yaml")
+    assert "cannot read" in str(caught.value)

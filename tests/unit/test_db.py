@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from communities_appservice.db.inbox import content_digest
 from communities_appservice.db import Tables, create_database
 from communities_appservice.db.community import Community
 from communities_appservice.db.room import CommunityRoom
@@ -326,8 +327,15 @@ async def test_inbox_accept_same_txn_twice(tables: Tables) -> None:
     assert [(i.room_id, i.event) for i in items] == [("!r1:x", events[0]), ("!r2:x", events[1])]
     assert items[0].seq < items[1].seq
     assert await tables.inbox.accept("txn1", events, 2) == []
-    assert await tables.inbox.accept("txn1", [_event("$new")], 3) == []
     assert [p.event["event_id"] for p in await tables.inbox.pending()] == ["$a", "$b"]
+
+
+async def test_inbox_reused_txn_id_with_other_content_is_new(tables: Tables) -> None:
+    """A homeserver that lost its pending transactions numbers them from 1 again."""
+    await tables.inbox.accept("txn1", [_event("$a")], 1)
+    (item,) = await tables.inbox.accept("txn1", [_event("$new")], 2)
+    assert item.event["event_id"] == "$new"
+    assert await tables.inbox.accept("txn1", [_event("$new")], 3) == []
 
 
 async def test_inbox_same_event_in_a_second_txn_is_stored_once(tables: Tables) -> None:
@@ -361,12 +369,13 @@ async def test_inbox_skips_events_without_id(tables: Tables) -> None:
     ]
     items = await tables.inbox.accept("txn1", events, 1)
     assert [i.event["event_id"] for i in items] == ["$a"]
-    assert await tables.inbox.accept("txn1", [_event("$b")], 2) == []
+    assert await tables.inbox.accept("txn1", events, 2) == []
 
 
 async def test_inbox_empty_txn_is_remembered(tables: Tables) -> None:
     assert await tables.inbox.accept("empty", [], 1) == []
-    assert await tables.inbox.accept("empty", [_event("$a")], 2) == []
+    assert await tables.inbox.seen("empty", content_digest([]))
+    assert await tables.inbox.accept("empty", [], 2) == []
     assert await tables.inbox.pending() == []
 
 

@@ -83,6 +83,7 @@ async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
     await conn.execute("""
         CREATE TABLE handled_txn (
             txn_id  TEXT PRIMARY KEY,
+            digest  TEXT NOT NULL,
             ts      BIGINT NOT NULL
         )
     """)
