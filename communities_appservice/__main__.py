@@ -22,12 +22,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="communities-appservice",
         description="WhatsApp-style Communities for any Matrix homeserver.",
     )
-    parser.add_argument("-c", "--config", type=Path, default=Path("config.yaml"),
-                        help="the config file (default: config.yaml)")
-    parser.add_argument("-g", "--generate-registration", action="store_true",
-                        help="fill generated tokens into the config and write the registration")
-    parser.add_argument("-r", "--registration", type=Path, default=Path("registration.yaml"),
-                        help="where -g writes the registration (default: registration.yaml)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path("config.yaml"),
+        help="the config file (default: config.yaml)",
+    )
+    parser.add_argument(
+        "-g",
+        "--generate-registration",
+        action="store_true",
+        help="fill generated tokens into the config and write the registration",
+    )
+    parser.add_argument(
+        "-r",
+        "--registration",
+        type=Path,
+        default=Path("registration.yaml"),
+        help="where -g writes the registration (default: registration.yaml)",
+    )
     return parser.parse_args(argv)
 
 
@@ -61,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.generate_registration:
             config = generate_registration(args.config, args.registration)
-            print(f"Wrote {args.registration}; register it with the homeserver "
-                  "(app_service_config_files) and restart the homeserver.")
+            print(
+                f"Wrote {args.registration}; register it with the homeserver "
+                "(app_service_config_files) and restart the homeserver."
+            )
             return 0
         config = load(args.config)
         config.check_tokens()

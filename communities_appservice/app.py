@@ -41,8 +41,11 @@ class App:
         await self.db.start()
         self._session = aiohttp.ClientSession()
         self.gateway = MatrixGateway(
-            self.config.homeserver.address, self.config.appservice.as_token,
-            self.config.bot_mxid, self.config.homeserver.domain, self._session,
+            self.config.homeserver.address,
+            self.config.appservice.as_token,
+            self.config.bot_mxid,
+            self.config.homeserver.domain,
+            self._session,
         )
         self.service = Service(self.config, self.tables, self.gateway)
         self.dispatcher = Dispatcher(self.service)
@@ -56,8 +59,9 @@ class App:
         try:
             await self.gateway.ping(self.config.appservice.id)
         except (MatrixError, aiohttp.ClientError) as e:
-            log.warning("the homeserver could not reach us at %s: %s",
-                        self.config.appservice.address, e)
+            log.warning(
+                "the homeserver could not reach us at %s: %s", self.config.appservice.address, e
+            )
         log.info("ready as %s", self.config.bot_mxid)
 
     async def _register_bot(self) -> None:
@@ -69,15 +73,19 @@ class App:
                 await self.gateway.ensure_registered(self.config.appservice.bot_displayname)
                 return
             except (aiohttp.ClientError, OSError) as e:
-                log.warning("homeserver not reachable (%s); retrying in %.0fs", type(e).__name__, delay)
+                log.warning(
+                    "homeserver not reachable (%s); retrying in %.0fs", type(e).__name__, delay
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
 
     async def _start_crypto(self) -> None:
         assert self.gateway is not None
         self.crypto = BotCrypto(
-            self.gateway.client, self.db,
-            self.config.encryption.pickle_key, appservice_mode=self.config.encryption.appservice,
+            self.gateway.client,
+            self.db,
+            self.config.encryption.pickle_key,
+            appservice_mode=self.config.encryption.appservice,
             membership=self.gateway.membership,
         )
         await self.crypto.start()
@@ -109,15 +117,21 @@ class App:
             return await self.crypto.decrypt(event)
         except CannotDecrypt:
             room_id, sender = str(event["room_id"]), str(event["sender"])
-            log.warning("could not decrypt %s from %s in %s", event.get("event_id"), sender, room_id)
+            log.warning(
+                "could not decrypt %s from %s in %s", event.get("event_id"), sender, room_id
+            )
             if await self.service.is_dm(room_id, sender):
-                await self.service.gw.send_message(room_id, "m.room.message", {
-                    "msgtype": "m.notice",
-                    "body": "⚠️ I could not read your last message: its keys never reached me. "
-                            "Check that your client shares keys with unverified devices, "
-                            "then send it again.",
-                    "m.relates_to": {"m.in_reply_to": {"event_id": event["event_id"]}},
-                })
+                await self.service.gw.send_message(
+                    room_id,
+                    "m.room.message",
+                    {
+                        "msgtype": "m.notice",
+                        "body": "⚠️ I could not read your last message: its keys never reached me. "
+                        "Check that your client shares keys with unverified devices, "
+                        "then send it again.",
+                        "m.relates_to": {"m.in_reply_to": {"event_id": event["event_id"]}},
+                    },
+                )
             return None
 
     async def stop(self) -> None:

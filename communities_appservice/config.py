@@ -339,11 +339,16 @@ def generate_registration(config_path: Path, registration_path: Path) -> Config:
     for key, value in (
         ("appservice.as_token", config.appservice.as_token),
         ("appservice.hs_token", config.appservice.hs_token),
-        ("encryption.pickle_key", config.encryption.pickle_key if config.encryption.enabled else ""),
+        (
+            "encryption.pickle_key",
+            config.encryption.pickle_key if config.encryption.enabled else "",
+        ),
     ):
         if value == GENERATE:
             section, name = key.split(".")
-            raise ConfigError(key, f"missing from the file; add `{name}: generate` under {section}:")
+            raise ConfigError(
+                key, f"missing from the file; add `{name}: generate` under {section}:"
+            )
     existing = _existing_sender(registration_path)
     sender = existing or "_communities_" + secrets.token_hex(8)
     reg = registration(config, sender)

@@ -22,6 +22,8 @@ class UserError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # The command's usage line, when the syntax was wrong; the dispatcher fills it in.
+        self.usage: str | None = None
 
 
 class NotFound(UserError):

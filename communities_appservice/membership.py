@@ -101,4 +101,3 @@ class Membership:
 
 def is_membership(event: dict[str, Any]) -> bool:
     return event.get("type") == "m.room.member" and "state_key" in event
-

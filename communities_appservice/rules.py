@@ -265,17 +265,15 @@ def adoption_problems(power: Mapping[str, Any], bot: str) -> list[str]:
     users: Mapping[str, int] = power.get("users", {}) or {}
     default = int(power.get("users_default", 0) or 0)
     bot_level = int(users.get(bot, default))
-    needed = int((power.get("events", {}) or {}).get("m.room.power_levels", power.get("state_default", 50)))
+    needed = int(
+        (power.get("events", {}) or {}).get("m.room.power_levels", power.get("state_default", 50))
+    )
     problems = []
     if bot_level < needed or bot_level < 100:
-        problems.append(
-            f"give {bot} power level 100 in the room (it has {bot_level})"
-        )
+        problems.append(f"give {bot} power level 100 in the room (it has {bot_level})")
     rivals = sorted(u for u, lvl in users.items() if u != bot and int(lvl) >= max(bot_level, 100))
     if rivals:
-        problems.append(
-            "lower these users below the bot: " + ", ".join(rivals)
-        )
+        problems.append("lower these users below the bot: " + ", ".join(rivals))
     return problems
 
 

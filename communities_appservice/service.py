@@ -116,7 +116,12 @@ class Service:
     # --- audit -------------------------------------------------------------------------
 
     async def audit(
-        self, space_id: str, actor: str, action: str, target: str = "", detail: str = "",
+        self,
+        space_id: str,
+        actor: str,
+        action: str,
+        target: str = "",
+        detail: str = "",
         result: str = "ok",
     ) -> None:
         await self.db.audit.add(space_id, actor, action, target, detail, result, now_ms())
@@ -143,8 +148,14 @@ class Service:
         )
 
     def _room_request(
-        self, name: str, *, topic: str = "", invite: Iterable[str], power: dict[str, Any],
-        state: list[dict[str, Any]], space: bool = False,
+        self,
+        name: str,
+        *,
+        topic: str = "",
+        invite: Iterable[str],
+        power: dict[str, Any],
+        state: list[dict[str, Any]],
+        space: bool = False,
     ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "name": name,
@@ -162,19 +173,38 @@ class Service:
 
     def _child_state(self, space_id: str, role: Role, join_rule: str) -> list[dict[str, Any]]:
         state = [
-            {"type": "m.room.join_rules", "state_key": "",
-             "content": rules.join_rule_content(join_rule, space_id)},
-            {"type": "m.room.history_visibility", "state_key": "", "content": {
-                "history_visibility": "shared"}},
-            {"type": rules.MARKER_EVENT, "state_key": "",
-             "content": rules.marker_content(space_id, role)},
+            {
+                "type": "m.room.join_rules",
+                "state_key": "",
+                "content": rules.join_rule_content(join_rule, space_id),
+            },
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "shared"},
+            },
+            {
+                "type": rules.MARKER_EVENT,
+                "state_key": "",
+                "content": rules.marker_content(space_id, role),
+            },
         ]
         if self.config.encryption.enabled:
-            state.append({"type": "m.room.encryption", "state_key": "",
-                          "content": {"algorithm": rules.MEGOLM}})
+            state.append(
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": rules.MEGOLM},
+                }
+            )
         if role is not Role.ADMINS:
-            state.append({"type": "m.space.parent", "state_key": space_id,
-                          "content": rules.parent_content(self.server_name)})
+            state.append(
+                {
+                    "type": "m.space.parent",
+                    "state_key": space_id,
+                    "content": rules.parent_content(self.server_name),
+                }
+            )
         return state
 
     def _new_power(self, role: Role, admins: Iterable[str]) -> dict[str, Any]:
@@ -191,17 +221,35 @@ class Service:
         name = rules.check_name(name)
         description = rules.check_text(description, "description")
         admins = [sender]
-        space_id = await self.gw.create_room(self._room_request(
-            name, topic=description, invite=admins, space=True,
-            power=self._new_power(Role.SPACE, admins),
-            state=[{"type": "m.room.join_rules", "state_key": "",
-                    "content": rules.join_rule_content(rules.space_join_rule(join_mode))},
-                   {"type": "m.room.history_visibility", "state_key": "",
-                    "content": {"history_visibility": "shared"}}],
-        ))
+        space_id = await self.gw.create_room(
+            self._room_request(
+                name,
+                topic=description,
+                invite=admins,
+                space=True,
+                power=self._new_power(Role.SPACE, admins),
+                state=[
+                    {
+                        "type": "m.room.join_rules",
+                        "state_key": "",
+                        "content": rules.join_rule_content(rules.space_join_rule(join_mode)),
+                    },
+                    {
+                        "type": "m.room.history_visibility",
+                        "state_key": "",
+                        "content": {"history_visibility": "shared"},
+                    },
+                ],
+            )
+        )
         community = Community(
-            space_id=space_id, name=name, description=description, join_mode=str(join_mode),
-            owner=sender, state="creating", room_version=self.config.communities.room_version,
+            space_id=space_id,
+            name=name,
+            description=description,
+            join_mode=str(join_mode),
+            owner=sender,
+            state="creating",
+            room_version=self.config.communities.room_version,
             created_at=now_ms(),
         )
         await self.db.communities.insert(community)
@@ -211,12 +259,20 @@ class Service:
             space_id, rules.MARKER_EVENT, rules.marker_content(space_id, Role.SPACE)
         )
         announcements = await self._create_child(
-            community, f"{name} · Announcements", Role.ANNOUNCEMENTS, "restricted", admins,
+            community,
+            f"{name} · Announcements",
+            Role.ANNOUNCEMENTS,
+            "restricted",
+            admins,
             topic=f"Announcements of {name}",
         )
         await self._link_child(space_id, announcements, order="0", suggested=True)
         await self._create_child(
-            community, f"{name} · Admins", Role.ADMINS, "invite", admins,
+            community,
+            f"{name} · Admins",
+            Role.ADMINS,
+            "invite",
+            admins,
             topic=f"Admins of {name}: join requests, alerts and audit notes",
         )
         await self.db.communities.set_state(space_id, "active")
@@ -225,33 +281,57 @@ class Service:
         return community
 
     async def _record_room(
-        self, space_id: str, room_id: str, role: Role, name: str,
-        access: GroupAccess = GroupAccess.OPEN, adopted: bool = False,
+        self,
+        space_id: str,
+        room_id: str,
+        role: Role,
+        name: str,
+        access: GroupAccess = GroupAccess.OPEN,
+        adopted: bool = False,
     ) -> CommunityRoom:
         room = CommunityRoom(
-            room_id=room_id, space_id=space_id, role=str(role), name=name, access=str(access),
-            adopted=adopted, position=await self.db.rooms.next_position(space_id),
+            room_id=room_id,
+            space_id=space_id,
+            role=str(role),
+            name=name,
+            access=str(access),
+            adopted=adopted,
+            position=await self.db.rooms.next_position(space_id),
             created_at=now_ms(),
         )
         await self.db.rooms.insert(room)
         return room
 
     async def _create_child(
-        self, community: Community, name: str, role: Role, join_rule: str,
-        admins: Iterable[str], *, topic: str = "", access: GroupAccess = GroupAccess.OPEN,
+        self,
+        community: Community,
+        name: str,
+        role: Role,
+        join_rule: str,
+        admins: Iterable[str],
+        *,
+        topic: str = "",
+        access: GroupAccess = GroupAccess.OPEN,
     ) -> str:
         admins = list(admins)
-        room_id = await self.gw.create_room(self._room_request(
-            name, topic=topic, invite=admins, power=self._new_power(role, admins),
-            state=self._child_state(community.space_id, role, join_rule),
-        ))
+        room_id = await self.gw.create_room(
+            self._room_request(
+                name,
+                topic=topic,
+                invite=admins,
+                power=self._new_power(role, admins),
+                state=self._child_state(community.space_id, role, join_rule),
+            )
+        )
         await self._record_room(community.space_id, room_id, role, name, access)
         return room_id
 
     async def _link_child(self, space_id: str, room_id: str, order: str, suggested: bool) -> None:
         await self.gw.send_state(
-            space_id, "m.space.child",
-            rules.child_content(self.server_name, order=order, suggested=suggested), room_id,
+            space_id,
+            "m.space.child",
+            rules.child_content(self.server_name, order=order, suggested=suggested),
+            room_id,
         )
 
     # --- simple edits ----------------------------------------------------------------------
@@ -311,7 +391,8 @@ class Service:
         await self.apply_power(community)
         admins_room = await self.room_of_role(community, Role.ADMINS)
         if admins_room and await self.gw.membership(admins_room.room_id, user) in (
-            "join", "invite",
+            "join",
+            "invite",
         ):
             await self.gw.kick(admins_room.room_id, user, "No longer an admin")
         await self.audit(community.space_id, sender, "admin remove", user)
@@ -339,8 +420,13 @@ class Service:
         await self._check_group_room(community)
         admins = await self.db.admins.roles(community.space_id)
         room_id = await self._create_child(
-            community, name, Role.GROUP, rules.group_join_rule(access), admins,
-            topic=topic, access=access,
+            community,
+            name,
+            Role.GROUP,
+            rules.group_join_rule(access),
+            admins,
+            topic=topic,
+            access=access,
         )
         room = await self.db.rooms.get(room_id)
         assert room is not None
@@ -379,7 +465,11 @@ class Service:
         )
         access = rules.group_access_from_join_rule(str(join_rule))
         room = await self._record_room(
-            community.space_id, room_id, Role.GROUP, str(name)[: rules.MAX_NAME], access,
+            community.space_id,
+            room_id,
+            Role.GROUP,
+            str(name)[: rules.MAX_NAME],
+            access,
             adopted=True,
         )
         await self._take_over(community, room)
@@ -412,15 +502,14 @@ class Service:
             await self.gw.send_state(room.room_id, event_type, content, key)
         if room.access == GroupAccess.OPEN:
             await self.gw.send_state(
-                room.room_id, "m.room.join_rules",
+                room.room_id,
+                "m.room.join_rules",
                 rules.join_rule_content("restricted", space_id),
             )
         if self.config.encryption.enabled and not await self.gw.get_state(
             room.room_id, "m.room.encryption"
         ):
-            await self.gw.send_state(
-                room.room_id, "m.room.encryption", {"algorithm": rules.MEGOLM}
-            )
+            await self.gw.send_state(room.room_id, "m.room.encryption", {"algorithm": rules.MEGOLM})
         await self._link_child(space_id, room.room_id, rules.group_order(room.position), False)
 
     async def find_group(self, community: Community, ref: str) -> CommunityRoom:

@@ -6,16 +6,28 @@ from ..rules import AdminRole
 from .framework import Need, Reply, Request, command, join_replies, say
 
 
-@command("admin add", "<user>", "make a member an admin (at most max_admins, owner included)",
-         Need.ADMIN, min_args=1, max_args=1)
+@command(
+    "admin add",
+    "<user>",
+    "make a member an admin (at most max_admins, owner included)",
+    Need.ADMIN,
+    min_args=1,
+    max_args=1,
+)
 async def admin_add(req: Request) -> Reply:
     user = req.args[0]
     await req.service.add_admin(req.space, req.sender, user)
     return say("{} is now an admin of <b>{}</b>.", user, req.space.name)
 
 
-@command("admin remove", "<user>", "dismiss an admin (never the owner)", Need.ADMIN,
-         min_args=1, max_args=1)
+@command(
+    "admin remove",
+    "<user>",
+    "dismiss an admin (never the owner)",
+    Need.ADMIN,
+    min_args=1,
+    max_args=1,
+)
 async def admin_remove(req: Request) -> Reply:
     user = req.args[0]
     await req.service.remove_admin(req.space, req.sender, user)

@@ -11,6 +11,7 @@ anything else is logged with a reference number, and only that number reaches th
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import html
 import logging
@@ -59,9 +60,7 @@ def say(template: str, *args: object) -> Reply:
 
 
 def join_replies(*parts: Reply) -> Reply:
-    return Reply(
-        plain="\n".join(p.plain for p in parts), html="<br>".join(p.html for p in parts)
-    )
+    return Reply(plain="\n".join(p.plain for p in parts), html="<br>".join(p.html for p in parts))
 
 
 @dataclass
@@ -107,13 +106,27 @@ REGISTRY: dict[str, Spec] = {}
 
 
 def command(
-    name: str, usage: str, summary: str, need: Need, *, flags: Mapping[str, type] | None = None,
-    min_args: int = 0, max_args: int | None = None, community: bool = True,
+    name: str,
+    usage: str,
+    summary: str,
+    need: Need,
+    *,
+    flags: Mapping[str, type] | None = None,
+    min_args: int = 0,
+    max_args: int | None = None,
+    community: bool = True,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         REGISTRY[name] = Spec(
-            name=name, usage=usage, summary=summary, need=need, handler=handler,
-            flags=dict(flags or {}), min_args=min_args, max_args=max_args, community=community,
+            name=name,
+            usage=usage,
+            summary=summary,
+            need=need,
+            handler=handler,
+            flags=dict(flags or {}),
+            min_args=min_args,
+            max_args=max_args,
+            community=community,
         )
         return handler
 
@@ -134,12 +147,13 @@ def command_text(content: Mapping[str, Any]) -> str:
     message a reply carries (its fallback) is dropped."""
     body = str(content.get("body", ""))
     formatted = content.get("formatted_body")
-    if content.get("format") == "org.matrix.custom.html" and isinstance(formatted, str):
-        if _PILL.search(formatted) or _REPLY_FALLBACK.search(formatted):
-            text = _REPLY_FALLBACK.sub("", formatted)
-            text = _PILL.sub(lambda m: unquote(m.group(1)), text)
-            text = re.sub(r"<br\s*/?>", "\n", text)
-            return html.unescape(re.sub(r"<[^>]+>", "", text))
+    if not isinstance(formatted, str) or content.get("format") != "org.matrix.custom.html":
+        formatted = ""
+    if _PILL.search(formatted) or _REPLY_FALLBACK.search(formatted):
+        text = _REPLY_FALLBACK.sub("", formatted)
+        text = _PILL.sub(lambda m: unquote(m.group(1)), text)
+        text = re.sub(r"<br\s*/?>", "\n", text)
+        return html.unescape(re.sub(r"<[^>]+>", "", text))
     if (content.get("m.relates_to") or {}).get("m.in_reply_to") and body.startswith("> "):
         lines = body.split("\n")
         while lines and lines[0].startswith(">"):
@@ -180,13 +194,12 @@ def find_spec(tokens: list[str]) -> tuple[Spec, list[str]]:
             return REGISTRY[name], tokens[words:]
     raise NotFound(
         f"Unknown command {' '.join(tokens[:2])!r}. Send `help` for the list."
-        if tokens else "Send `help` for the list of commands."
+        if tokens
+        else "Send `help` for the list of commands."
     )
 
 
-def split_flags(
-    tokens: list[str], known: Mapping[str, type]
-) -> tuple[list[str], dict[str, Any]]:
+def split_flags(tokens: list[str], known: Mapping[str, type]) -> tuple[list[str], dict[str, Any]]:
     """Positional words and `--flag [value]` pairs; `—flag` (a phone's em dash) counts too."""
     args: list[str] = []
     flags: dict[str, Any] = {}
@@ -240,7 +253,8 @@ class Dispatcher:
     def parse_incoming(self, event: Mapping[str, Any]) -> Incoming | None:
         content = event.get("content") or {}
         if event.get("type") != "m.room.message" or content.get("msgtype") not in (
-            "m.text", None,
+            "m.text",
+            None,
         ):
             return None
         if event.get("sender") == self.svc.bot:
@@ -254,8 +268,11 @@ class Dispatcher:
         relates = content.get("m.relates_to") or {}
         thread = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         return Incoming(
-            sender=str(event["sender"]), room_id=str(event["room_id"]),
-            event_id=str(event["event_id"]), text=rest, thread_root=thread,
+            sender=str(event["sender"]),
+            room_id=str(event["room_id"]),
+            event_id=str(event["event_id"]),
+            text=rest,
+            thread_root=thread,
         )
 
     async def handle(self, incoming: Incoming) -> str | None:
@@ -264,9 +281,8 @@ class Dispatcher:
             reply = await self.run(incoming)
         except UserError as e:
             reply = say("⚠️ {}", e.message)
-            usage = getattr(e, "usage", None)
-            if usage:
-                reply = join_replies(reply, say("Usage: <code>{} {}</code>", self.prefix, usage))
+            if e.usage:
+                reply = join_replies(reply, say("Usage: <code>{} {}</code>", self.prefix, e.usage))
         except Exception:
             ref = secrets.token_hex(4)
             log.exception("command failed (ref %s) in %s", ref, incoming.room_id)
@@ -277,10 +293,8 @@ class Dispatcher:
         try:
             tokens = tokenize(incoming.text)
         except Invalid as e:
-            try:
-                e.usage = find_spec(incoming.text.split())[0].usage_line  # type: ignore[attr-defined]
-            except NotFound:
-                pass
+            with contextlib.suppress(NotFound):
+                e.usage = find_spec(incoming.text.split())[0].usage_line
             raise
         if not tokens:
             tokens = ["help"]
@@ -292,15 +306,20 @@ class Dispatcher:
             ):
                 raise Invalid("Wrong number of arguments.")
         except Invalid as e:
-            e.usage = spec.usage_line  # type: ignore[attr-defined]
+            e.usage = spec.usage_line
             raise
         community = None
         if spec.community:
             community = await self._community(incoming, spec, flags.pop("community", None))
         await self._check_need(spec, incoming.sender, community)
         request = Request(
-            sender=incoming.sender, room_id=incoming.room_id, event_id=incoming.event_id,
-            args=args, flags=flags, community=community, service=self.svc,
+            sender=incoming.sender,
+            room_id=incoming.room_id,
+            event_id=incoming.event_id,
+            args=args,
+            flags=flags,
+            community=community,
+            service=self.svc,
         )
         return await spec.handler(request)
 

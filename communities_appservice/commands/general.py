@@ -13,8 +13,14 @@ JOIN_WORDS = {
 }
 
 
-@command("help", "[command]", "list the commands, or show one command's usage", Need.ANYONE,
-         max_args=2, community=False)
+@command(
+    "help",
+    "[command]",
+    "list the commands, or show one command's usage",
+    Need.ANYONE,
+    max_args=2,
+    community=False,
+)
 async def help_(req: Request) -> Reply:
     prefix = req.service.config.communities.command_prefix
     if req.args:
@@ -31,9 +37,15 @@ async def help_(req: Request) -> Reply:
     return join_replies(*lines)
 
 
-@command("create", "<name> [--description TEXT] [--join invite|approval|open]",
-         "create a community: space, announcements and admins room; you become its owner",
-         Need.CREATOR, flags={"description": str, "join": str}, min_args=1, community=False)
+@command(
+    "create",
+    "<name> [--description TEXT] [--join invite|approval|open]",
+    "create a community: space, announcements and admins room; you become its owner",
+    Need.CREATOR,
+    flags={"description": str, "join": str},
+    min_args=1,
+    community=False,
+)
 async def create(req: Request) -> Reply:
     mode_word = req.flags.get("join", req.service.config.communities.default_join_mode)
     try:
@@ -46,12 +58,14 @@ async def create(req: Request) -> Reply:
     return say(
         "Created community <b>{}</b> ({}). You are its owner: accept the invitations to the "
         "space, the announcement room and the admins room.",
-        community.name, JOIN_WORDS[mode],
+        community.name,
+        JOIN_WORDS[mode],
     )
 
 
-@command("info", "", "name, description, join mode, groups, admins and members", Need.MEMBER,
-         max_args=0)
+@command(
+    "info", "", "name, description, join mode, groups, admins and members", Need.MEMBER, max_args=0
+)
 async def info(req: Request) -> Reply:
     view = await req.service.view(req.space)
     c = view.community
@@ -60,9 +74,16 @@ async def info(req: Request) -> Reply:
     return say(
         "<b>{}</b><br>{}<br>Join: {}<br>Groups ({}/{}): {}<br>Admins: {}/{} (owner {})<br>"
         "Members: {}",
-        c.name, c.description or "(no description)", JOIN_WORDS[JoinMode(c.join_mode)],
-        len(view.groups), req.service.config.communities.max_groups, groups,
-        len(view.admins), req.service.config.communities.max_admins, owner, view.members,
+        c.name,
+        c.description or "(no description)",
+        JOIN_WORDS[JoinMode(c.join_mode)],
+        len(view.groups),
+        req.service.config.communities.max_groups,
+        groups,
+        len(view.admins),
+        req.service.config.communities.max_admins,
+        owner,
+        view.members,
     )
 
 
@@ -78,8 +99,7 @@ async def describe(req: Request) -> Reply:
     return say("Updated the description of <b>{}</b>.", req.space.name)
 
 
-@command("invite", "<user>", "invite someone to the community", Need.ADMIN,
-         min_args=1, max_args=1)
+@command("invite", "<user>", "invite someone to the community", Need.ADMIN, min_args=1, max_args=1)
 async def invite(req: Request) -> Reply:
     user = req.args[0]
     await req.service.invite(req.space, req.sender, user)

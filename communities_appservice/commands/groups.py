@@ -13,9 +13,14 @@ ACCESS_WORDS = {
 }
 
 
-@command("group create", "<name> [--topic TEXT] [--approval|--private]",
-         "create a topic group in this community", Need.ADMIN,
-         flags={"topic": str, "approval": bool, "private": bool}, min_args=1)
+@command(
+    "group create",
+    "<name> [--topic TEXT] [--approval|--private]",
+    "create a topic group in this community",
+    Need.ADMIN,
+    flags={"topic": str, "approval": bool, "private": bool},
+    min_args=1,
+)
 async def group_create(req: Request) -> Reply:
     if req.flags.get("approval") and req.flags.get("private"):
         raise Invalid("Choose either --approval or --private, not both.")
@@ -30,20 +35,33 @@ async def group_create(req: Request) -> Reply:
     return say("Created group <b>{}</b> ({}).", group.name, ACCESS_WORDS[access])
 
 
-@command("group add", "<room id or alias>",
-         "adopt an existing room as a group (invite the bot there with power 100 first)",
-         Need.ADMIN, min_args=1, max_args=1)
+@command(
+    "group add",
+    "<room id or alias>",
+    "adopt an existing room as a group (invite the bot there with power 100 first)",
+    Need.ADMIN,
+    min_args=1,
+    max_args=1,
+)
 async def group_add(req: Request) -> Reply:
     group = await req.service.adopt_group(req.space, req.sender, req.args[0])
     return say("Added <b>{}</b> to <b>{}</b> as a group.", group.name, req.space.name)
 
 
-@command("group remove", "<group>",
-         "unlink a group from the community (the room lives on)", Need.ADMIN, min_args=1)
+@command(
+    "group remove",
+    "<group>",
+    "unlink a group from the community (the room lives on)",
+    Need.ADMIN,
+    min_args=1,
+)
 async def group_remove(req: Request) -> Reply:
     group = await req.service.remove_group(req.space, req.sender, req.rest())
-    return say("Removed <b>{}</b> from <b>{}</b>; the room itself still exists.",
-               group.name, req.space.name)
+    return say(
+        "Removed <b>{}</b> from <b>{}</b>; the room itself still exists.",
+        group.name,
+        req.space.name,
+    )
 
 
 @command("group list", "", "list the community's groups", Need.MEMBER, max_args=0)

@@ -22,7 +22,10 @@ class AdminTable:
         await self.db.execute(
             "INSERT INTO community_admin (space_id, user_id, role, since) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (space_id, user_id) DO UPDATE SET role=excluded.role",
-            space_id, user_id, str(role), since,
+            space_id,
+            user_id,
+            str(role),
+            since,
         )
 
     async def delete(self, space_id: str, user_id: str) -> None:
@@ -31,7 +34,5 @@ class AdminTable:
         )
 
     async def communities_of(self, user_id: str) -> list[str]:
-        rows = await self.db.fetch(
-            "SELECT space_id FROM community_admin WHERE user_id=$1", user_id
-        )
+        rows = await self.db.fetch("SELECT space_id FROM community_admin WHERE user_id=$1", user_id)
         return [row["space_id"] for row in rows]

@@ -31,19 +31,32 @@ class AuditTable:
         self.db = db
 
     async def add(
-        self, space_id: str, actor: str, action: str, target: str, detail: str, result: str,
+        self,
+        space_id: str,
+        actor: str,
+        action: str,
+        target: str,
+        detail: str,
+        result: str,
         ts: int,
     ) -> None:
         await self.db.execute(
             "INSERT INTO audit_log (space_id, actor, action, target, detail, result, ts)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            space_id, actor, action, target, detail, result, ts,
+            space_id,
+            actor,
+            action,
+            target,
+            detail,
+            result,
+            ts,
         )
 
     async def recent(self, space_id: str, limit: int) -> list[AuditEntry]:
         rows = await self.db.fetch(
             "SELECT id, space_id, actor, action, target, detail, result, ts FROM audit_log"
             " WHERE space_id=$1 ORDER BY id DESC LIMIT $2",
-            space_id, limit,
+            space_id,
+            limit,
         )
         return [AuditEntry.from_row(r) for r in rows]

@@ -36,8 +36,14 @@ class CommunityTable:
     async def insert(self, c: Community) -> None:
         await self.db.execute(
             f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            c.space_id, c.name, c.description, c.join_mode, c.owner, c.state,
-            c.room_version, c.created_at or int(time.time() * 1000),
+            c.space_id,
+            c.name,
+            c.description,
+            c.join_mode,
+            c.owner,
+            c.state,
+            c.room_version,
+            c.created_at or int(time.time() * 1000),
         )
 
     async def get(self, space_id: str) -> Community | None:

@@ -20,6 +20,7 @@ class DedupeTable:
         status = await self.db.execute(
             "INSERT INTO handled_event (event_id, ts) VALUES ($1, $2)"
             " ON CONFLICT (event_id) DO NOTHING",
-            event_id, ts,
+            event_id,
+            ts,
         )
         return _rowcount(status) > 0

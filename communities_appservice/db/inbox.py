@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Connection, Database
 
 
 @dataclass
@@ -28,10 +28,8 @@ class InboxTable:
 
     async def seen(self, txn_id: str, digest: str) -> bool:
         """True for a transaction already accepted with exactly this content."""
-        value = await self.db.fetchval(
-            "SELECT digest FROM handled_txn WHERE txn_id=$1", txn_id
-        )
-        return value == digest
+        value = await self.db.fetchval("SELECT digest FROM handled_txn WHERE txn_id=$1", txn_id)
+        return bool(value == digest)
 
     async def accept(
         self, txn_id: str, events: list[dict[str, Any]], ts: int, digest: str | None = None
@@ -44,6 +42,7 @@ class InboxTable:
         """
         digest = digest or content_digest(events)
         items: list[InboxItem] = []
+        conn: Connection
         async with self.db.acquire() as conn, conn.transaction():
             known = await conn.fetchval("SELECT digest FROM handled_txn WHERE txn_id=$1", txn_id)
             if known == digest:
@@ -56,14 +55,19 @@ class InboxTable:
                 await conn.execute(
                     "INSERT INTO inbox (event_id, room_id, event, received) VALUES ($1, $2, $3, $4)"
                     " ON CONFLICT (event_id) DO NOTHING",
-                    event_id, room_id, json.dumps(event), ts,
+                    event_id,
+                    room_id,
+                    json.dumps(event),
+                    ts,
                 )
                 seq = await conn.fetchval("SELECT seq FROM inbox WHERE event_id=$1", event_id)
                 items.append(InboxItem(seq=int(seq), room_id=room_id, event=event))
             await conn.execute(
                 "INSERT INTO handled_txn (txn_id, digest, ts) VALUES ($1, $2, $3)"
                 " ON CONFLICT (txn_id) DO UPDATE SET digest=excluded.digest, ts=excluded.ts",
-                txn_id, digest, ts,
+                txn_id,
+                digest,
+                ts,
             )
         return items
 

@@ -14,7 +14,9 @@ class MemberTable:
         status = await self.db.execute(
             "INSERT INTO community_member (space_id, user_id, joined_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (space_id, user_id) DO NOTHING",
-            space_id, user_id, joined_at,
+            space_id,
+            user_id,
+            joined_at,
         )
         return _rowcount(status) > 0
 

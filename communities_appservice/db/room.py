@@ -37,7 +37,14 @@ class RoomTable:
     async def insert(self, r: CommunityRoom) -> None:
         await self.db.execute(
             f"INSERT INTO community_room ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            r.room_id, r.space_id, r.role, r.name, r.access, r.adopted, r.position, r.created_at,
+            r.room_id,
+            r.space_id,
+            r.role,
+            r.name,
+            r.access,
+            r.adopted,
+            r.position,
+            r.created_at,
         )
 
     async def get(self, room_id: str) -> CommunityRoom | None:
@@ -56,7 +63,8 @@ class RoomTable:
             rows = await self.db.fetch(
                 f"SELECT {_COLUMNS} FROM community_room WHERE space_id=$1 AND role=$2"
                 " ORDER BY position",
-                space_id, role,
+                space_id,
+                role,
             )
         return [CommunityRoom.from_row(r) for r in rows]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from mautrix.client import Client
 from mautrix.client.state_store.asyncpg import PgStateStore
@@ -28,22 +28,27 @@ from mautrix.errors import (
     SessionNotFound,
 )
 from mautrix.types import (
+    JSON,
     ASToDeviceEvent,
+    DeviceID,
     DeviceIdentity,
     DeviceLists,
     DeviceOTKCount,
     EncryptedEvent,
+    EventFilter,
     EventType,
     Filter,
     LoginType,
     RequestedKeyInfo,
     RoomEventFilter,
     RoomFilter,
+    RoomID,
     RoomKeyWithheldCode,
+    SessionID,
     StateEvent,
     StateFilter,
     TrustState,
-    EventFilter,
+    UserID,
 )
 from mautrix.util.async_db import Database
 
@@ -57,9 +62,15 @@ class CannotDecrypt(Exception):
 
 class BotCrypto:
     def __init__(
-        self, client: Client, db: Database, pickle_key: str, *, appservice_mode: bool,
+        self,
+        client: Client,
+        db: Database,
+        pickle_key: str,
+        *,
+        appservice_mode: bool,
         membership: Callable[[str, str], Awaitable[str | None]],
-        session_wait: float = 10.0, request_wait: float = 20.0,
+        session_wait: float = 10.0,
+        request_wait: float = 20.0,
     ) -> None:
         self.client = client
         self.membership = membership
@@ -69,11 +80,13 @@ class BotCrypto:
         # The crypto and state stores keep their own schema versions but share the service's
         # connection pool: on SQLite, two pools on one file would lock each other out.
         self.crypto_db = Database.create(
-            db.url, upgrade_table=PgCryptoStore.upgrade_table,
+            db.url,
+            upgrade_table=PgCryptoStore.upgrade_table,
             log=logging.getLogger("communities.crypto.db"),
         )
         self.state_db = Database.create(
-            db.url, upgrade_table=PgStateStore.upgrade_table,
+            db.url,
+            upgrade_table=PgStateStore.upgrade_table,
             log=logging.getLogger("communities.crypto.state"),
         )
         self.crypto_db.override_pool(db)
@@ -85,7 +98,7 @@ class BotCrypto:
         self.machine.share_keys_min_trust = TrustState.UNVERIFIED
         self.machine.send_keys_min_trust = TrustState.UNVERIFIED
         self._sharing: dict[str, asyncio.Lock] = {}
-        self._sync_task: asyncio.Task[Any] | None = None
+        self._sync_task: asyncio.Future[Any] | None = None
 
     @property
     def device_id(self) -> str:
@@ -111,7 +124,8 @@ class BotCrypto:
         if not self.appservice_mode:
             self._sync_task = self.client.start(self._sync_filter())
         log.info(
-            "encryption ready: device %s (%s mode)", self.client.device_id,
+            "encryption ready: device %s (%s mode)",
+            self.client.device_id,
             "appservice" if self.appservice_mode else "sync",
         )
 
@@ -119,16 +133,21 @@ class BotCrypto:
         """MSC4190 when the homeserver allows it, else appservice login (same device id)."""
         try:
             await self.client.create_device_msc4190(
-                device_id=device_id, initial_display_name=DEVICE_NAME  # type: ignore[arg-type]
+                device_id=DeviceID(device_id),
+                initial_display_name=DEVICE_NAME,
             )
             return
         except MatrixRequestError as e:
-            log.info("MSC4190 device management unavailable (%s); using appservice login",
-                     e.errcode)
+            log.info(
+                "MSC4190 device management unavailable (%s); using appservice login", e.errcode
+            )
         self.client.api.as_device_id = None
         await self.client.login(
-            login_type=LoginType.APPSERVICE, device_name=DEVICE_NAME,
-            device_id=device_id or None, store_access_token=True, update_hs_url=False,
+            login_type=LoginType.APPSERVICE,
+            device_name=DEVICE_NAME,
+            device_id=device_id or None,
+            store_access_token=True,
+            update_hs_url=False,
         )
         self.client.api.as_user_id = None
 
@@ -153,10 +172,13 @@ class BotCrypto:
     def _sync_filter(self) -> Filter:
         nothing = EventFilter(not_types=[EventType("*", EventType.Class.UNKNOWN)])
         return Filter(
-            presence=nothing, account_data=nothing,
+            presence=nothing,
+            account_data=nothing,
             room=RoomFilter(
-                rooms=[], state=StateFilter(lazy_load_members=True),
-                timeline=RoomEventFilter(limit=0), ephemeral=RoomEventFilter(limit=0),
+                rooms=[],
+                state=StateFilter(lazy_load_members=True),
+                timeline=RoomEventFilter(limit=0),
+                ephemeral=RoomEventFilter(limit=0),
                 account_data=RoomEventFilter(limit=0),
             ),
         )
@@ -177,7 +199,9 @@ class BotCrypto:
         to_device = _either(body, "to_device", "de.sorunome.msc2409.to_device") or []
         for raw in to_device:
             try:
-                await self.machine.handle_as_to_device_event(ASToDeviceEvent.deserialize(raw))
+                await self.machine.handle_as_to_device_event(
+                    cast(ASToDeviceEvent, ASToDeviceEvent.deserialize(raw))
+                )
             except Exception:
                 log.exception("to-device event of type %s failed", raw.get("type"))
         lists = _either(body, "device_lists", "org.matrix.msc3202.device_lists")
@@ -193,7 +217,7 @@ class BotCrypto:
 
     async def track_state(self, raw: dict[str, Any]) -> None:
         """Membership and encryption state: device tracking and session rotation."""
-        event = StateEvent.deserialize(raw)
+        event = StateEvent.deserialize(cast(JSON, raw))
         await self.state.update_state(event)
         if event.type == EventType.ROOM_MEMBER:
             await self.machine.handle_member_event(event)
@@ -201,15 +225,20 @@ class BotCrypto:
     # --- encrypting --------------------------------------------------------------------
 
     async def is_encrypted(self, room_id: str, fetch: Any) -> bool:
-        known = await self.state.is_encrypted(room_id)  # type: ignore[arg-type]
+        known = await self.state.is_encrypted(RoomID(room_id))
         if known is None:
             content = await fetch(room_id, "m.room.encryption")
             if content:
-                await self.state.update_state(StateEvent.deserialize({
-                    "type": "m.room.encryption", "room_id": room_id, "state_key": "",
-                    "content": content, "event_id": "$local", "sender": self.client.mxid,
+                marker = {
+                    "type": "m.room.encryption",
+                    "room_id": room_id,
+                    "state_key": "",
+                    "content": content,
+                    "event_id": "$local",
+                    "sender": self.client.mxid,
                     "origin_server_ts": 0,
-                }))
+                }
+                await self.state.update_state(StateEvent.deserialize(cast(JSON, marker)))
             else:
                 # Rooms are never un-encrypted; an unencrypted room is asked again next time.
                 return False
@@ -220,17 +249,18 @@ class BotCrypto:
         self, room_id: str, event_type: str, content: dict[str, Any], members: Any
     ) -> dict[str, Any]:
         """Megolm-encrypt; share a session first with every device of `await members()`."""
-        etype = EventType.find(event_type)
+        room, etype = RoomID(room_id), EventType.find(event_type)
         try:
-            encrypted = await self.machine.encrypt_megolm_event(room_id, etype, content)  # type: ignore[arg-type]
+            encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
         except EncryptionError:
-            lock = self._sharing.setdefault(room_id, asyncio.Lock())
-            async with lock:
+            # One share per room at a time; whoever waited finds the session ready.
+            async with self._sharing.setdefault(room_id, asyncio.Lock()):
                 try:
-                    encrypted = await self.machine.encrypt_megolm_event(room_id, etype, content)  # type: ignore[arg-type]
+                    encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
                 except EncryptionError:
-                    await self.machine.share_group_session(room_id, await members())  # type: ignore[arg-type]
-                    encrypted = await self.machine.encrypt_megolm_event(room_id, etype, content)  # type: ignore[arg-type]
+                    users = [UserID(u) for u in await members()]
+                    await self.machine.share_group_session(room, users)
+                    encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
         return dict(encrypted.serialize())
 
     async def _allow_key_share(self, device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
@@ -238,7 +268,8 @@ class BotCrypto:
         if await self.membership(request.room_id, device.user_id) not in ("join", "invite"):
             raise RejectKeyShare(
                 f"key request from a user not in {request.room_id}",
-                code=RoomKeyWithheldCode.UNAUTHORIZED, reason="You are not in that room",
+                code=RoomKeyWithheldCode.UNAUTHORIZED,
+                reason="You are not in that room",
             )
         return True
 
@@ -246,7 +277,7 @@ class BotCrypto:
 
     async def decrypt(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The decrypted event as a plain dict, or CannotDecrypt after waiting and asking."""
-        event = EncryptedEvent.deserialize(raw)
+        event = EncryptedEvent.deserialize(cast(JSON, raw))
         try:
             decrypted = await self.machine.decrypt_megolm_event(event)
         except SessionNotFound as e:
@@ -262,15 +293,22 @@ class BotCrypto:
         return result
 
     async def _await_session(self, event: EncryptedEvent, session_id: str) -> bool:
-        if await self.machine.wait_for_session(event.room_id, session_id, self.session_wait):  # type: ignore[arg-type]
+        if await self.machine.wait_for_session(
+            event.room_id, SessionID(session_id), self.session_wait
+        ):
             return True
         log.info("no keys for %s after %.0fs; asking the sender", event.event_id, self.session_wait)
         content = event.content
         try:
-            return bool(await self.machine.request_room_key(
-                event.room_id, content.sender_key, content.session_id,
-                {event.sender: [content.device_id]}, timeout=self.request_wait,
-            ))
+            return bool(
+                await self.machine.request_room_key(
+                    event.room_id,
+                    content.sender_key,
+                    content.session_id,
+                    {event.sender: [content.device_id]},
+                    timeout=self.request_wait,
+                )
+            )
         except MatrixRequestError:
             return False
 

@@ -18,6 +18,7 @@ from mautrix.api import Method, Path
 from mautrix.client import Client
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixRequestError
+from mautrix.types import UserID
 
 from .crypto import BotCrypto
 
@@ -38,10 +39,14 @@ class Gateway(Protocol):
     server_name: str
 
     async def create_room(self, request: dict[str, Any]) -> str: ...
-    async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None: ...
+    async def get_state(
+        self, room_id: str, event_type: str, state_key: str = ""
+    ) -> dict[str, Any] | None: ...
     async def get_full_state(self, room_id: str) -> list[dict[str, Any]]: ...
     async def get_create(self, room_id: str) -> dict[str, Any]: ...
-    async def send_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> str: ...
+    async def send_state(
+        self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> str: ...
     async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str: ...
     async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
     async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
@@ -65,15 +70,22 @@ class MatrixGateway:
         self.bot = bot
         self.server_name = server_name
         self.client = Client(
-            mxid=bot, base_url=base_url, token=as_token, client_session=session,  # type: ignore[arg-type]
-            state_store=MemoryStateStore(), default_retry_count=4,
+            mxid=UserID(bot),
+            base_url=base_url,
+            token=as_token,
+            client_session=session,
+            state_store=MemoryStateStore(),
+            default_retry_count=4,
             log=logging.getLogger("communities.gateway.http"),
         )
         self.client.api.as_user_id = bot  # type: ignore[assignment]
         self.crypto: BotCrypto | None = None
 
     async def _request(
-        self, method: Method, path: Any, content: dict[str, Any] | None = None,
+        self,
+        method: Method,
+        path: Any,
+        content: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         try:
@@ -87,9 +99,13 @@ class MatrixGateway:
         localpart = self.bot[1:].split(":", 1)[0]
         try:
             await self._request(
-                Method.POST, Path.v3.register,
-                {"type": "m.login.application_service", "username": localpart,
-                 "inhibit_login": True},
+                Method.POST,
+                Path.v3.register,
+                {
+                    "type": "m.login.application_service",
+                    "username": localpart,
+                    "inhibit_login": True,
+                },
             )
         except MatrixError as e:
             if e.errcode != "M_USER_IN_USE":
@@ -123,7 +139,8 @@ class MatrixGateway:
     async def get_create(self, room_id: str) -> dict[str, Any]:
         """The `m.room.create` content, with `creator` filled from the sender (v11+ omit it)."""
         event = await self._request(
-            Method.GET, Path.v3.rooms[room_id].state["m.room.create"][""],
+            Method.GET,
+            Path.v3.rooms[room_id].state["m.room.create"][""],
             query={"format": "event"},
         )
         content = dict(event.get("content", event))
@@ -159,7 +176,8 @@ class MatrixGateway:
         """Who gets the room key: joined members, and invited ones (history is `shared`)."""
         result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
         return [
-            str(e["state_key"]) for e in result.get("chunk", [])
+            str(e["state_key"])
+            for e in result.get("chunk", [])
             if (e.get("content") or {}).get("membership") in ("join", "invite")
         ]
 
@@ -175,9 +193,7 @@ class MatrixGateway:
         await self._membership_call("kick", room_id, _with_reason({"user_id": user_id}, reason))
 
     async def join(self, room_id: str, reason: str | None = None) -> str:
-        result = await self._request(
-            Method.POST, Path.v3.join[room_id], _with_reason({}, reason)
-        )
+        result = await self._request(Method.POST, Path.v3.join[room_id], _with_reason({}, reason))
         return str(result["room_id"])
 
     async def leave(self, room_id: str, reason: str | None = None) -> None:

@@ -73,9 +73,7 @@ class Router:
                 await self.handler(item.event)
         except Exception:
             ref = secrets.token_hex(4)
-            log.exception(
-                "event %s in %s failed (ref %s)", event_id, item.room_id, ref
-            )
+            log.exception("event %s in %s failed (ref %s)", event_id, item.room_id, ref)
         await self.db.inbox.done(item.seq)
 
     async def wait_idle(self) -> None:

@@ -24,7 +24,9 @@ class E2EEUser:
         self.user_id = user_id
         self.password = password
         self.client = AsyncClient(
-            base_url, user_id, store_path=str(store),
+            base_url,
+            user_id,
+            store_path=str(store),
             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
         )
         self.notices: list[RoomMessageNotice] = []
@@ -55,9 +57,15 @@ class E2EEUser:
 
     async def encrypted_dm(self, bot: str) -> str:
         response = await self.client.room_create(
-            invite=[bot], is_direct=True,
-            initial_state=[{"type": "m.room.encryption", "state_key": "",
-                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+            invite=[bot],
+            is_direct=True,
+            initial_state=[
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ],
         )
         room_id = str(response.room_id)  # type: ignore[union-attr]
         rooms = self.client.rooms
@@ -72,7 +80,9 @@ class E2EEUser:
     async def send(self, room_id: str, body: str) -> str:
         await self.sync()
         response = await self.client.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": body},
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
             ignore_unverified_devices=True,
         )
         assert isinstance(response, RoomSendResponse), response
@@ -83,6 +93,7 @@ class E2EEUser:
         while not condition():
             if time.monotonic() > deadline:
                 import sys
+
                 for task in asyncio.all_tasks():
                     task.print_stack(limit=8, file=sys.stderr)
                 raise AssertionError(f"{self.user_id} timed out waiting for {what}")

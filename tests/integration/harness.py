@@ -51,7 +51,9 @@ class User:
         self.stack = stack
         self.user_id = user_id
         self.client = Client(
-            mxid=UserID(user_id), base_url=stack.synapse.base_url, token=token,
+            mxid=UserID(user_id),
+            base_url=stack.synapse.base_url,
+            token=token,
             client_session=stack.http,
         )
 
@@ -64,7 +66,9 @@ class User:
     async def send(self, room_id: str, text: str, **extra: Any) -> str:
         content = {"msgtype": "m.text", "body": text, **extra}
         event_id = await self.client.send_message_event(
-            RoomID(room_id), EventType.ROOM_MESSAGE, content  # type: ignore[arg-type]
+            RoomID(room_id),
+            EventType.ROOM_MESSAGE,
+            content,  # type: ignore[arg-type]
         )
         return str(event_id)
 
@@ -101,8 +105,10 @@ class Stack:
         return f"@communities:{SERVER}"
 
     def write_config(
-        self, permissions: dict[str, str] | None = None,
-        encryption: dict[str, Any] | None = None, **communities: Any,
+        self,
+        permissions: dict[str, str] | None = None,
+        encryption: dict[str, Any] | None = None,
+        **communities: Any,
     ) -> Config:
         import yaml
 
@@ -136,8 +142,10 @@ class Stack:
         self.admin = User(self, user_id, token)
 
     async def start_app(
-        self, permissions: dict[str, str] | None = None,
-        encryption: dict[str, Any] | None = None, **communities: Any,
+        self,
+        permissions: dict[str, str] | None = None,
+        encryption: dict[str, Any] | None = None,
+        **communities: Any,
     ) -> None:
         """(Re)start the appservice; the arguments change the config from the suite's own."""
         self.write_config(permissions, encryption, **communities)
@@ -152,8 +160,10 @@ class Stack:
             self.app = None
 
     async def restart_app(
-        self, permissions: dict[str, str] | None = None,
-        encryption: dict[str, Any] | None = None, **communities: Any,
+        self,
+        permissions: dict[str, str] | None = None,
+        encryption: dict[str, Any] | None = None,
+        **communities: Any,
     ) -> None:
         await self.stop_app()
         await self.start_app(permissions, encryption, **communities)

@@ -19,9 +19,7 @@ async def create(stack: Stack, owner: User, name: str, *extra: str) -> dict[str,
     reply = await owner.command(dm, f'create "{name}" ' + " ".join(extra))
     assert "Created community" in reply["body"], reply
     assert stack.app is not None
-    [community] = [
-        c for c in await stack.app.tables.communities.all_active() if c.name == name
-    ]
+    [community] = [c for c in await stack.app.tables.communities.all_active() if c.name == name]
     rooms = {
         r.role: r.room_id for r in await stack.app.tables.rooms.of_community(community.space_id)
     }
@@ -62,7 +60,8 @@ async def test_create_builds_every_room_of_the_model(stack: Stack) -> None:
             "algorithm": "m.megolm.v1.aes-sha2"
         }
         assert await owner.state(room_id, "communities.room") == {
-            "community": space, "role": role,
+            "community": space,
+            "role": role,
         }
         assert await stack.membership(room_id, owner.user_id) == "invite"
         power = await owner.state(room_id, "m.room.power_levels")
@@ -73,10 +72,12 @@ async def test_create_builds_every_room_of_the_model(stack: Stack) -> None:
     assert ann_power["events_default"] == 100
     assert ann_power["events"]["m.reaction"] == 0
     assert await owner.state(ann, "m.room.join_rules") == {
-        "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}],
+        "join_rule": "restricted",
+        "allow": [{"type": "m.room_membership", "room_id": space}],
     }
     assert await owner.state(ann, "m.space.parent", space) == {
-        "via": ["localhost"], "canonical": True,
+        "via": ["localhost"],
+        "canonical": True,
     }
     assert (await owner.state(admins, "m.room.join_rules"))["join_rule"] == "invite"
     assert await owner.state(admins, "m.space.parent", space) == {}
@@ -112,7 +113,9 @@ async def test_member_cannot_post_in_announcements_but_can_react(stack: Stack) -
         raise AssertionError("a member posted in the announcement room")
     reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": post, "key": "👍"}}
     await member.client.send_message_event(
-        RoomID(ann), EventType.REACTION, reaction  # type: ignore[arg-type]
+        RoomID(ann),
+        EventType.REACTION,
+        reaction,  # type: ignore[arg-type]
     )
 
 

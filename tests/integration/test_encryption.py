@@ -19,7 +19,9 @@ async def people(stack: Stack) -> AsyncIterator[list[E2EEUser]]:
         localpart = localpart or f"{prefix}-{secrets.token_hex(4)}"
         user_id, _ = await stack.synapse.register_user(localpart, "pw-" + localpart)
         user = E2EEUser(
-            stack.synapse.base_url, user_id, "pw-" + localpart,
+            stack.synapse.base_url,
+            user_id,
+            "pw-" + localpart,
             stack.workdir / "nio" / f"{localpart}-{len(made)}",
         )
         await user.login(device_name=f"device-{len(made)}")
@@ -48,9 +50,7 @@ async def test_encrypted_dm_command_gets_an_encrypted_reply(
     assert "Secret Parents" in reply.body
 
 
-async def test_commands_in_encrypted_community_rooms(
-    stack: Stack, people: list[E2EEUser]
-) -> None:
+async def test_commands_in_encrypted_community_rooms(stack: Stack, people: list[E2EEUser]) -> None:
     person = stack.e2ee_person  # type: ignore[attr-defined]
     owner = await person("owner")
     dm = await owner.encrypted_dm(stack.bot)
@@ -60,8 +60,9 @@ async def test_commands_in_encrypted_community_rooms(
     [community] = [
         c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
     ]
-    rooms = {r.role: r.room_id for r in await stack.app.tables.rooms.of_community(
-        community.space_id)}
+    rooms = {
+        r.role: r.room_id for r in await stack.app.tables.rooms.of_community(community.space_id)
+    }
     for role in ("space", "announcements", "admins"):
         await owner.join(rooms[role])
     second_device = await person("owner", owner.user_id[1:].split(":")[0])
@@ -133,5 +134,3 @@ async def test_same_device_after_restart_and_in_sync_mode(
         assert reply.decrypted and "Created community" in reply.body
     finally:
         await stack.restart_app()
-
-

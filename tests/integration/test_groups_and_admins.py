@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mautrix.types import EventType, RoomID
+from mautrix.types import EventType
 
 from .harness import Stack, User
 from .test_community import create
@@ -26,7 +26,7 @@ async def test_group_create_open_approval_private(stack: Stack) -> None:
         "Waiting": ("--approval", "knock"),
         "Secret": ("--private", "invite"),
     }
-    for name, (flag, rule) in cases.items():
+    for name, (flag, _rule) in cases.items():
         reply = await owner.command(dm, f'group create {name} --topic "About {name}" {flag}')
         assert f"Created group {name}" in reply["body"], reply
     assert stack.app is not None
@@ -40,7 +40,8 @@ async def test_group_create_open_approval_private(stack: Stack) -> None:
             "m.megolm.v1.aes-sha2"
         )
         assert await owner.state(room, "m.space.parent", space) == {
-            "via": ["localhost"], "canonical": True,
+            "via": ["localhost"],
+            "canonical": True,
         }
         child = await owner.state(space, "m.space.child", room)
         assert child["suggested"] is False and child["order"] > "0"
@@ -50,7 +51,8 @@ async def test_group_create_open_approval_private(stack: Stack) -> None:
         assert power["state_default"] == power["kick"] == power["invite"] == 50
         assert power["events"]["m.space.parent"] == 101
         assert await owner.state(room, "communities.room") == {
-            "community": space, "role": "group",
+            "community": space,
+            "role": "group",
         }
     listing = await owner.command(dm, "group list")
     assert "Open — open to members" in listing["body"]

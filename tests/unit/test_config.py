@@ -61,15 +61,26 @@ def test_parse_full() -> None:
     raw = {
         **copy.deepcopy(MINIMAL),
         "appservice": {
-            "address": "https://as.example.org:8443", "hostname": "0.0.0.0", "port": 8080,
-            "database": "postgres://user:pw@db/communities", "id": "comm",
-            "bot_username": "bot", "bot_displayname": "The Bot",
-            "as_token": "AS", "hs_token": "HS",
+            "address": "https://as.example.org:8443",
+            "hostname": "0.0.0.0",
+            "port": 8080,
+            "database": "postgres://user:pw@db/communities",
+            "id": "comm",
+            "bot_username": "bot",
+            "bot_displayname": "The Bot",
+            "as_token": "AS",
+            "hs_token": "HS",
         },
         "encryption": {"enabled": False, "appservice": False, "pickle_key": "PK"},
-        "communities": {"room_version": 11, "max_admins": 5, "max_groups": 7,
-                        "default_join_mode": "open", "announcement_replies": "threads",
-                        "timezone": "Europe/Paris", "reconcile_interval": 60},
+        "communities": {
+            "room_version": 11,
+            "max_admins": 5,
+            "max_groups": 7,
+            "default_join_mode": "open",
+            "announcement_replies": "threads",
+            "timezone": "Europe/Paris",
+            "reconcile_interval": 60,
+        },
         "permissions": {"*": "none", "example.org": "creator", "@ops:example.org": "ADMIN"},
         "logging": {"version": 1},
     }
@@ -80,7 +91,8 @@ def test_parse_full() -> None:
     assert c.communities.max_admins == 5
     assert c.encryption.enabled is False
     assert c.permissions == {
-        "*": Permission.NONE, "example.org": Permission.CREATOR,
+        "*": Permission.NONE,
+        "example.org": Permission.CREATOR,
         "@ops:example.org": Permission.ADMIN,
     }
     assert c.logging == {"version": 1}
@@ -107,46 +119,74 @@ BAD = [
     pytest.param(_with("communities.max_groups", -1), "communities.max_groups", id="groups-neg"),
     pytest.param(_with("encryption.enabled", "yes"), "encryption.enabled", id="bool-str"),
     pytest.param(_with("encryption.enabled", 1), "encryption.enabled", id="bool-int"),
-    pytest.param(_with("appservice.bot_displayname", ["x"]), "appservice.bot_displayname",
-                 id="str-list"),
+    pytest.param(
+        _with("appservice.bot_displayname", ["x"]), "appservice.bot_displayname", id="str-list"
+    ),
     pytest.param(_with("appservice.port", 70000), "appservice.port", id="port"),
-    pytest.param(_with("homeserver.address", "localhost:8008"), "homeserver.address",
-                 id="url-no-scheme"),
-    pytest.param(_with("homeserver.address", "ftp://example.org"), "homeserver.address",
-                 id="url-scheme"),
+    pytest.param(
+        _with("homeserver.address", "localhost:8008"), "homeserver.address", id="url-no-scheme"
+    ),
+    pytest.param(
+        _with("homeserver.address", "ftp://example.org"), "homeserver.address", id="url-scheme"
+    ),
     pytest.param(_with("appservice.address", "http://"), "appservice.address", id="url-no-host"),
     pytest.param(_with("homeserver.domain", "example org"), "homeserver.domain", id="domain"),
-    pytest.param(_with("homeserver.domain", "https://example.org"), "homeserver.domain",
-                 id="domain-url"),
-    pytest.param(_with("homeserver.domain", "example.org\n"), "homeserver.domain",
-                 id="domain-trailing-newline"),
-    pytest.param(_with("appservice.bot_username", "Bot"), "appservice.bot_username",
-                 id="localpart"),
-    pytest.param(_with("appservice.database", "mysql://db/x"), "appservice.database",
-                 id="database-scheme"),
-    pytest.param(_with("appservice.database", "communities.db"), "appservice.database",
-                 id="database-path"),
-    pytest.param(_with("communities.default_join_mode", "public"),
-                 "communities.default_join_mode", id="join-mode"),
-    pytest.param(_with("communities.announcement_replies", "all"),
-                 "communities.announcement_replies", id="announcement-replies"),
-    pytest.param(_with("communities.command_prefix", ""), "communities.command_prefix",
-                 id="empty-prefix"),
-    pytest.param(_with("communities.command_prefix", "!my community"),
-                 "communities.command_prefix", id="prefix-with-space"),
-    pytest.param(_with("communities.room_version", "9"), "communities.room_version",
-                 id="room-version"),
-    pytest.param(_with("communities.room_version", 12.0), "communities.room_version",
-                 id="room-version-float"),
-    pytest.param(_with("communities.timezone", "Mars/Olympus_Mons"), "communities.timezone",
-                 id="timezone"),
-    pytest.param(_with("communities.timezone", "../etc/passwd"), "communities.timezone",
-                 id="timezone-path"),
+    pytest.param(
+        _with("homeserver.domain", "https://example.org"), "homeserver.domain", id="domain-url"
+    ),
+    pytest.param(
+        _with("homeserver.domain", "example.org\n"),
+        "homeserver.domain",
+        id="domain-trailing-newline",
+    ),
+    pytest.param(
+        _with("appservice.bot_username", "Bot"), "appservice.bot_username", id="localpart"
+    ),
+    pytest.param(
+        _with("appservice.database", "mysql://db/x"), "appservice.database", id="database-scheme"
+    ),
+    pytest.param(
+        _with("appservice.database", "communities.db"), "appservice.database", id="database-path"
+    ),
+    pytest.param(
+        _with("communities.default_join_mode", "public"),
+        "communities.default_join_mode",
+        id="join-mode",
+    ),
+    pytest.param(
+        _with("communities.announcement_replies", "all"),
+        "communities.announcement_replies",
+        id="announcement-replies",
+    ),
+    pytest.param(
+        _with("communities.command_prefix", ""), "communities.command_prefix", id="empty-prefix"
+    ),
+    pytest.param(
+        _with("communities.command_prefix", "!my community"),
+        "communities.command_prefix",
+        id="prefix-with-space",
+    ),
+    pytest.param(
+        _with("communities.room_version", "9"), "communities.room_version", id="room-version"
+    ),
+    pytest.param(
+        _with("communities.room_version", 12.0), "communities.room_version", id="room-version-float"
+    ),
+    pytest.param(
+        _with("communities.timezone", "Mars/Olympus_Mons"), "communities.timezone", id="timezone"
+    ),
+    pytest.param(
+        _with("communities.timezone", "../etc/passwd"), "communities.timezone", id="timezone-path"
+    ),
     pytest.param(_with("permissions", {"*": "superuser"}), "permissions.*", id="perm-level"),
-    pytest.param(_with("permissions", {"example.org": 3}), "permissions.example.org",
-                 id="perm-level-number"),
-    pytest.param(_with("permissions", {"not a server!": "member"}), "permissions.not a server!",
-                 id="perm-who"),
+    pytest.param(
+        _with("permissions", {"example.org": 3}), "permissions.example.org", id="perm-level-number"
+    ),
+    pytest.param(
+        _with("permissions", {"not a server!": "member"}),
+        "permissions.not a server!",
+        id="perm-who",
+    ),
     pytest.param(_with("permissions", "member"), "permissions", id="perm-not-mapping"),
     pytest.param(_with("logging", "debug"), "logging", id="logging"),
 ]
@@ -177,8 +217,12 @@ def test_env_overrides_the_file() -> None:
         ("COMMUNITIES_ENCRYPTION__ENABLED", "false", "encryption.enabled", False),
         ("COMMUNITIES_COMMUNITIES__ROOM_VERSION", "11", "communities.room_version", "11"),
         ("COMMUNITIES_APPSERVICE__HS_TOKEN", "fromenv", "appservice.hs_token", "fromenv"),
-        ("COMMUNITIES_APPSERVICE__BOT_DISPLAYNAME", '"Team: Communities"',
-         "appservice.bot_displayname", "Team: Communities"),
+        (
+            "COMMUNITIES_APPSERVICE__BOT_DISPLAYNAME",
+            '"Team: Communities"',
+            "appservice.bot_displayname",
+            "Team: Communities",
+        ),
     ],
 )
 def test_env_sets_keys(name: str, value: str, attribute: str, expected: object) -> None:
@@ -195,15 +239,25 @@ def test_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(
     ("name", "value", "key"),
     [
-        pytest.param("COMMUNITIES_COMMUNITIES__MAX_ADMINS", "0", "communities.max_admins",
-                     id="zero"),
-        pytest.param("COMMUNITIES_COMMUNITIES__MAX_ADMINS", "many", "communities.max_admins",
-                     id="not-a-number"),
-        pytest.param("COMMUNITIES_HOMESERVER__ADDRESS", "nowhere", "homeserver.address",
-                     id="not-a-url"),
+        pytest.param(
+            "COMMUNITIES_COMMUNITIES__MAX_ADMINS", "0", "communities.max_admins", id="zero"
+        ),
+        pytest.param(
+            "COMMUNITIES_COMMUNITIES__MAX_ADMINS",
+            "many",
+            "communities.max_admins",
+            id="not-a-number",
+        ),
+        pytest.param(
+            "COMMUNITIES_HOMESERVER__ADDRESS", "nowhere", "homeserver.address", id="not-a-url"
+        ),
         # a value that is not YAML at all must still be one ConfigError naming the key
-        pytest.param("COMMUNITIES_COMMUNITIES__MAX_ADMINS", "[5", "communities.max_admins",
-                     id="not-yaml-bracket"),
+        pytest.param(
+            "COMMUNITIES_COMMUNITIES__MAX_ADMINS",
+            "[5",
+            "communities.max_admins",
+            id="not-yaml-bracket",
+        ),
     ],
 )
 def test_env_bad_value(name: str, value: str, key: str) -> None:
@@ -285,8 +339,14 @@ def test_fill_generated() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["as_token: generate", "as_token: 'generate'", 'as_token: "generate"',
-     "as_token:   generate  # comment", "as_token: generate\r", "as_token: generate   "],
+    [
+        "as_token: generate",
+        "as_token: 'generate'",
+        'as_token: "generate"',
+        "as_token:   generate  # comment",
+        "as_token: generate\r",
+        "as_token: generate   ",
+    ],
 )
 def test_fill_generated_recognises(line: str) -> None:
     """Every way YAML spells the string `generate` is filled in."""
@@ -386,15 +446,24 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 GOOD_FILE = TEMPLATE.replace("generate", "filled")
 
 CLI_CASES = [
-    pytest.param(GOOD_FILE + "communities:\n  max_admins: 0\n", {}, "communities.max_admins",
-                 id="bad-value"),
+    pytest.param(
+        GOOD_FILE + "communities:\n  max_admins: 0\n", {}, "communities.max_admins", id="bad-value"
+    ),
     pytest.param(TEMPLATE, {}, "appservice.as_token", id="tokens-not-generated"),
     pytest.param("homeserver: [\n", {}, "not valid YAML", id="not-yaml"),
     pytest.param(None, {}, "cannot read", id="missing-file"),
-    pytest.param(GOOD_FILE, {"COMMUNITIES_COMMUNITIES__MAX_ADMINS": "none"},
-                 "communities.max_admins", id="bad-env"),
-    pytest.param(GOOD_FILE, {"COMMUNITIES_COMMUNITIES__MAX_ADMINS": "[5"},
-                 "communities.max_admins", id="env-not-yaml"),
+    pytest.param(
+        GOOD_FILE,
+        {"COMMUNITIES_COMMUNITIES__MAX_ADMINS": "none"},
+        "communities.max_admins",
+        id="bad-env",
+    ),
+    pytest.param(
+        GOOD_FILE,
+        {"COMMUNITIES_COMMUNITIES__MAX_ADMINS": "[5"},
+        "communities.max_admins",
+        id="env-not-yaml",
+    ),
 ]
 
 
@@ -410,7 +479,11 @@ def test_cli_config_error(
     environ.update(env)
     result = subprocess.run(
         [sys.executable, "-m", "communities_appservice", "-c", str(bad)],
-        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 2, result.stderr

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from communities_appservice.db.inbox import content_digest
 from communities_appservice.db import Tables, create_database
 from communities_appservice.db.community import Community
+from communities_appservice.db.inbox import content_digest
 from communities_appservice.db.room import CommunityRoom
 from communities_appservice.rules import AdminRole
 
@@ -27,8 +27,16 @@ BACKENDS = ["sqlite"]
 if os.environ.get("COMMUNITIES_TEST_DB") == "postgres":
     BACKENDS.append("postgres")
 
-TABLES = ("community_room", "community_admin", "community_member", "community", "audit_log",
-          "handled_event", "inbox", "handled_txn")
+TABLES = (
+    "community_room",
+    "community_admin",
+    "community_member",
+    "community",
+    "audit_log",
+    "handled_event",
+    "inbox",
+    "handled_txn",
+)
 
 
 async def _create_postgres() -> tuple[str, str]:
@@ -94,8 +102,14 @@ BOB = "@bob:example.org"
 
 def _community(space_id: str = SPACE, name: str = "Parents", **kw: object) -> Community:
     values: dict[str, object] = dict(
-        space_id=space_id, name=name, description="School parents", join_mode="approval",
-        owner=OWNER, state="active", room_version="12", created_at=1_000,
+        space_id=space_id,
+        name=name,
+        description="School parents",
+        join_mode="approval",
+        owner=OWNER,
+        state="active",
+        room_version="12",
+        created_at=1_000,
     )
     values.update(kw)
     return Community(**values)  # type: ignore[arg-type]
@@ -103,8 +117,14 @@ def _community(space_id: str = SPACE, name: str = "Parents", **kw: object) -> Co
 
 def _room(room_id: str, space_id: str = SPACE, **kw: object) -> CommunityRoom:
     values: dict[str, object] = dict(
-        room_id=room_id, space_id=space_id, role="group", name=room_id[1:4], access="open",
-        adopted=False, position=1, created_at=2_000,
+        room_id=room_id,
+        space_id=space_id,
+        role="group",
+        name=room_id[1:4],
+        access="open",
+        adopted=False,
+        position=1,
+        created_at=2_000,
     )
     values.update(kw)
     return CommunityRoom(**values)  # type: ignore[arg-type]
@@ -147,14 +167,20 @@ async def test_community_updates(tables: Tables) -> None:
     await tables.communities.set_description(SPACE, "multi\nline")
     await tables.communities.set_state(SPACE, "deactivated")
     got = await tables.communities.get(SPACE)
-    assert got == _community(name="Parents & teachers", description="multi\nline",
-                             state="deactivated")
+    assert got == _community(
+        name="Parents & teachers", description="multi\nline", state="deactivated"
+    )
 
 
 @pytest.mark.parametrize(
     ("query", "found"),
-    [("Parents", [SPACE]), ("pArEnTs", [SPACE]), ("Teachers", [OTHER]), ("Parent", []),
-     ("Gone", [])],
+    [
+        ("Parents", [SPACE]),
+        ("pArEnTs", [SPACE]),
+        ("Teachers", [OTHER]),
+        ("Parent", []),
+        ("Gone", []),
+    ],
 )
 async def test_community_find_by_name(tables: Tables, query: str, found: list[str]) -> None:
     await tables.communities.insert(_community(SPACE, "Parents"))
@@ -248,14 +274,18 @@ async def test_admin_roles_order_and_updates(tables: Tables) -> None:
     await tables.admins.put(OTHER, ALICE, AdminRole.OWNER, 5)
     roles = await tables.admins.roles(SPACE)
     assert list(roles.items()) == [
-        (OWNER, AdminRole.OWNER), (ALICE, AdminRole.ADMIN), (BOB, AdminRole.ADMIN),
+        (OWNER, AdminRole.OWNER),
+        (ALICE, AdminRole.ADMIN),
+        (BOB, AdminRole.ADMIN),
     ]
     assert all(isinstance(r, AdminRole) for r in roles.values())
     # put again changes the role and keeps the original time
     await tables.admins.put(SPACE, OWNER, AdminRole.ADMIN, 99)
     await tables.admins.put(SPACE, BOB, AdminRole.OWNER, 99)
     assert list((await tables.admins.roles(SPACE)).items()) == [
-        (OWNER, AdminRole.ADMIN), (ALICE, AdminRole.ADMIN), (BOB, AdminRole.OWNER),
+        (OWNER, AdminRole.ADMIN),
+        (ALICE, AdminRole.ADMIN),
+        (BOB, AdminRole.OWNER),
     ]
     await tables.admins.delete(SPACE, ALICE)
     assert list(await tables.admins.roles(SPACE)) == [OWNER, BOB]
@@ -297,7 +327,12 @@ async def test_audit_recent_newest_first(tables: Tables) -> None:
     assert [e.action for e in recent] == ["action 4", "action 3", "action 2"]
     first = recent[0]
     assert (first.space_id, first.actor, first.target, first.detail, first.result, first.ts) == (
-        SPACE, ALICE, BOB, "detail 4", "ok", 104
+        SPACE,
+        ALICE,
+        BOB,
+        "detail 4",
+        "ok",
+        104,
     )
     assert len(await tables.audit.recent(SPACE, 50)) == 5
     assert [e.action for e in await tables.audit.recent(OTHER, 10)] == ["elsewhere"]
@@ -317,8 +352,13 @@ async def test_claim_event_once(tables: Tables) -> None:
 
 
 def _event(event_id: str, room_id: str = "!r1:x", **content: object) -> dict[str, object]:
-    return {"event_id": event_id, "room_id": room_id, "type": "m.room.message",
-            "sender": ALICE, "content": dict(content)}
+    return {
+        "event_id": event_id,
+        "room_id": room_id,
+        "type": "m.room.message",
+        "sender": ALICE,
+        "content": dict(content),
+    }
 
 
 async def test_inbox_accept_same_txn_twice(tables: Tables) -> None:
@@ -365,7 +405,9 @@ async def test_inbox_pending_and_done(tables: Tables) -> None:
 
 async def test_inbox_skips_events_without_id(tables: Tables) -> None:
     events: list[dict[str, object]] = [
-        {"type": "m.typing", "room_id": "!r1:x"}, {"event_id": 5}, _event("$a"),
+        {"type": "m.typing", "room_id": "!r1:x"},
+        {"event_id": 5},
+        _event("$a"),
     ]
     items = await tables.inbox.accept("txn1", events, 1)
     assert [i.event["event_id"] for i in items] == ["$a"]

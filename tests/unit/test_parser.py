@@ -32,8 +32,10 @@ from communities_appservice.errors import Invalid, NotFound
         ("  create   Parents  ", ["create", "Parents"]),
         ("create\nParents\tgroup", ["create", "Parents", "group"]),
         ('create "Parents group"', ["create", "Parents group"]),
-        ('create "Parents   group" --topic "School run"',
-         ["create", "Parents   group", "--topic", "School run"]),
+        (
+            'create "Parents   group" --topic "School run"',
+            ["create", "Parents   group", "--topic", "School run"],
+        ),
         ("create \u201cParents group\u201d", ["create", "Parents group"]),  # “smart” quotes
         ("create \u201eEltern Gruppe\u201c", ["create", "Eltern Gruppe"]),  # „German“ quotes
         ('say ""', ["say", ""]),  # an empty quoted argument is still an argument
@@ -182,9 +184,21 @@ def test_every_command_has_usage_and_summary(spec: Spec) -> None:
 
 
 def test_the_documented_commands_are_registered() -> None:
-    for name in ("help", "create", "info", "rename", "describe", "invite", "group create",
-                 "group add", "group remove", "group list", "admin add", "admin remove",
-                 "admin list"):
+    for name in (
+        "help",
+        "create",
+        "info",
+        "rename",
+        "describe",
+        "invite",
+        "group create",
+        "group add",
+        "group remove",
+        "group list",
+        "admin add",
+        "admin remove",
+        "admin list",
+    ):
         assert name in REGISTRY, name
 
 
@@ -205,58 +219,83 @@ def _html(formatted: str, body: str = "x") -> dict[str, Any]:
         pytest.param({}, "", id="empty"),
         pytest.param(
             _html(f"!community admin add {PILL}", "!community admin add Alice"),
-            "!community admin add @alice:example.org", id="pill",
+            "!community admin add @alice:example.org",
+            id="pill",
         ),
         pytest.param(
             _html('admin add <a href="https://matrix.to/#/@b.o_b=1/x:example.org">Bob</a>'),
-            "admin add @b.o_b=1/x:example.org", id="pill-odd-localpart",
+            "admin add @b.o_b=1/x:example.org",
+            id="pill-odd-localpart",
         ),
         pytest.param(
             _html('invite <a href="https://matrix.to/#/@alice:example.org?via=x.org">Alice</a>'),
-            "invite @alice:example.org", id="pill-with-via",
+            "invite @alice:example.org",
+            id="pill-with-via",
         ),
         pytest.param(  # the spec's own form of a user link (Appendices, matrix.to navigation)
-            _html('invite <a href="https://matrix.to/#/%40alice%3Aexample.org">Alice</a>',
-                  "invite Alice"),
-            "invite @alice:example.org", id="pill-percent-encoded",
+            _html(
+                'invite <a href="https://matrix.to/#/%40alice%3Aexample.org">Alice</a>',
+                "invite Alice",
+            ),
+            "invite @alice:example.org",
+            id="pill-percent-encoded",
         ),
         pytest.param(
-            _html(f"<p>admin add {PILL} &amp; "
-                  '<a href="https://matrix.to/#/@zed:example.org">Zed</a></p>'),
-            "admin add @alice:example.org & @zed:example.org", id="two-pills-and-entities",
+            _html(
+                f"<p>admin add {PILL} &amp; "
+                '<a href="https://matrix.to/#/@zed:example.org">Zed</a></p>'
+            ),
+            "admin add @alice:example.org & @zed:example.org",
+            id="two-pills-and-entities",
         ),
         pytest.param(
             _html("describe <b>Tom</b> &amp; Jerry", "describe Tom & Jerry"),
-            "describe Tom & Jerry", id="no-pill-uses-body",
+            "describe Tom & Jerry",
+            id="no-pill-uses-body",
         ),
         pytest.param(
-            _html('describe see <a href="https://example.org">https://example.org</a>',
-                  "describe see https://example.org"),
-            "describe see https://example.org", id="other-link-is-not-a-pill",
+            _html(
+                'describe see <a href="https://example.org">https://example.org</a>',
+                "describe see https://example.org",
+            ),
+            "describe see https://example.org",
+            id="other-link-is-not-a-pill",
         ),
         pytest.param(
             {"body": "admin add Alice", "format": "other", "formatted_body": PILL},
-            "admin add Alice", id="other-format-ignored",
+            "admin add Alice",
+            id="other-format-ignored",
         ),
         pytest.param(
-            _html(f"<mx-reply><blockquote>hello</blockquote></mx-reply>admin add {PILL}",
-                  "> <@bob:example.org> hello\n\nadmin add Alice"),
-            "admin add @alice:example.org", id="reply-fallback-with-pill",
+            _html(
+                f"<mx-reply><blockquote>hello</blockquote></mx-reply>admin add {PILL}",
+                "> <@bob:example.org> hello\n\nadmin add Alice",
+            ),
+            "admin add @alice:example.org",
+            id="reply-fallback-with-pill",
         ),
         pytest.param(
-            _html("<mx-reply><blockquote>"
-                  '<a href="https://matrix.to/#/@bob:example.org">Bob</a> hello'
-                  "</blockquote></mx-reply>!community relay",
-                  "> <@bob:example.org> hello\n\n!community relay"),
-            "!community relay", id="reply-fallback-pill-in-quote",
+            _html(
+                "<mx-reply><blockquote>"
+                '<a href="https://matrix.to/#/@bob:example.org">Bob</a> hello'
+                "</blockquote></mx-reply>!community relay",
+                "> <@bob:example.org> hello\n\n!community relay",
+            ),
+            "!community relay",
+            id="reply-fallback-pill-in-quote",
         ),
         pytest.param(
-            _html("<mx-reply><blockquote>hello</blockquote></mx-reply>!community relay",
-                  "> <@bob:example.org> hello\n\n!community relay"),
-            "!community relay", id="reply-fallback-without-pill",
+            _html(
+                "<mx-reply><blockquote>hello</blockquote></mx-reply>!community relay",
+                "> <@bob:example.org> hello\n\n!community relay",
+            ),
+            "!community relay",
+            id="reply-fallback-without-pill",
         ),
         pytest.param(
-            _html(f"invite<br/>{PILL}"), "invite\n@alice:example.org", id="br-is-newline",
+            _html(f"invite<br/>{PILL}"),
+            "invite\n@alice:example.org",
+            id="br-is-newline",
         ),
     ],
 )
@@ -281,8 +320,12 @@ def test_pill_becomes_an_argument() -> None:
         ("Hi <i>{}</i>", ['"quoted"'], 'Hi "quoted"', 'Hi <i>"quoted"</i>'),
         ("one<br>two {}", ["x"], "one\ntwo x", "one<br>two x"),
         ("one<br/>two", [], "one\ntwo", "one<br/>two"),
-        ("<ul><li>{}</li><li>{}</li></ul>", ["a", "b"], "• a\n• b",
-         "<ul><li>a</li><li>b</li></ul>"),
+        (
+            "<ul><li>{}</li><li>{}</li></ul>",
+            ["a", "b"],
+            "• a\n• b",
+            "<ul><li>a</li><li>b</li></ul>",
+        ),
         ("<code>{}</code>", ["{}"], "{}", "<code>{}</code>"),  # braces in arguments stay
         ("Members: {}", [42], "Members: 42", "Members: 42"),
         ("  {}  ", ["x"], "x", "  x  "),

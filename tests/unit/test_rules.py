@@ -58,9 +58,7 @@ POWER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("role", "levels", "events_default", "moderate", "reaction"), POWER_CASES
-)
+@pytest.mark.parametrize(("role", "levels", "events_default", "moderate", "reaction"), POWER_CASES)
 def test_power_levels(
     role: Role, levels: Levels, events_default: int, moderate: int, reaction: int | None
 ) -> None:
@@ -88,9 +86,15 @@ def test_power_levels(
 
 def test_power_levels_bot_only_events_are_the_documented_ones() -> None:
     assert set(BOT_ONLY_EVENTS) == {
-        "m.room.power_levels", "m.space.child", "m.space.parent", "m.room.join_rules",
-        "m.room.history_visibility", "m.room.encryption", "m.room.tombstone",
-        "m.room.server_acl", "communities.room",
+        "m.room.power_levels",
+        "m.space.child",
+        "m.space.parent",
+        "m.room.join_rules",
+        "m.room.history_visibility",
+        "m.room.encryption",
+        "m.room.tombstone",
+        "m.room.server_acl",
+        "communities.room",
     }
 
 
@@ -159,9 +163,9 @@ SPACE = "!space:example.org"
         ("public", None, {"join_rule": "public"}),
         ("invite", SPACE, {"join_rule": "invite"}),
         (
-            "restricted", SPACE,
-            {"join_rule": "restricted",
-             "allow": [{"type": "m.room_membership", "room_id": SPACE}]},
+            "restricted",
+            SPACE,
+            {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": SPACE}]},
         ),
     ],
 )
@@ -457,8 +461,7 @@ def test_adoption_problems(power: dict[str, Any], expected: list[str]) -> None:
         ({"room_version": "12", "creator": BOT, "additional_creators": []}, None),
         ({"room_version": "12", "creator": ALICE}, [ALICE]),
         ({"room_version": "12", "sender": ALICE}, [ALICE]),
-        ({"room_version": "12", "creator": BOT, "additional_creators": [ZED, ALICE]},
-         [ALICE, ZED]),
+        ({"room_version": "12", "creator": BOT, "additional_creators": [ZED, ALICE]}, [ALICE, ZED]),
         ({"room_version": "12", "creator": ALICE, "additional_creators": [BOT]}, [ALICE]),
     ],
 )

@@ -53,8 +53,7 @@ class Service:
     handled: Recorder
 
     async def put(self, txn_id: str, events: list[dict[str, Any]]) -> int:
-        response = await self.client.put(TXN.format(txn_id), json={"events": events},
-                                         headers=AUTH)
+        response = await self.client.put(TXN.format(txn_id), json={"events": events}, headers=AUTH)
         assert await response.json() == {} or response.status != 200
         await self.router.wait_idle()
         return response.status
@@ -89,8 +88,13 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
 
 
 def _event(event_id: str, room_id: str = "!room:example.org", **content: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "room_id": room_id, "type": "m.room.message",
-            "sender": "@alice:example.org", "content": {"msgtype": "m.text", **content}}
+    return {
+        "event_id": event_id,
+        "room_id": room_id,
+        "type": "m.room.message",
+        "sender": "@alice:example.org",
+        "content": {"msgtype": "m.text", **content},
+    }
 
 
 # --- authentication ----------------------------------------------------------------------
@@ -119,8 +123,13 @@ ENDPOINTS = [
     ],
 )
 async def test_refused_without_the_token(
-    service: Service, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-    status: int, errcode: str,
+    service: Service,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    errcode: str,
 ) -> None:
     response = await service.client.request(
         method, path, params=query, headers=headers, json={"events": [_event("$x")]}
@@ -195,9 +204,7 @@ async def test_malformed_body(service: Service, body: bytes, errcode: str) -> No
         pytest.param({"ephemeral": [], "de.sorunome.msc2409.to_device": []}, id="extensions"),
     ],
 )
-async def test_transactions_with_nothing_to_handle(
-    service: Service, body: dict[str, Any]
-) -> None:
+async def test_transactions_with_nothing_to_handle(service: Service, body: dict[str, Any]) -> None:
     response = await service.client.put(TXN.format("quiet"), json=body, headers=AUTH)
     assert response.status == 200
     assert await response.json() == {}
@@ -259,9 +266,13 @@ async def test_legacy_transaction_path(service: Service) -> None:
 async def test_a_failing_event_does_not_stop_the_next(
     service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    events = [_event("$a"), _event("$boom", boom=True), _event("$c"),
-              _event("$boom2", "!other:example.org", boom=True),
-              _event("$d", "!other:example.org")]
+    events = [
+        _event("$a"),
+        _event("$boom", boom=True),
+        _event("$c"),
+        _event("$boom2", "!other:example.org", boom=True),
+        _event("$d", "!other:example.org"),
+    ]
     assert await service.put("t1", events) == 200
     assert sorted(service.handled.ids) == ["$a", "$boom", "$boom2", "$c", "$d"]
     failures = [r for r in caplog.records if r.name == "communities.router"]
@@ -315,9 +326,9 @@ async def test_restart_resumes_what_was_accepted_but_not_handled(tmp_path: Path)
 async def test_transactions_wait_until_the_service_is_ready(tmp_path: Path) -> None:
     starting = await _start(tmp_path / "communities.db", ready=False)
     try:
-        put = asyncio.create_task(starting.client.put(
-            TXN.format("early"), json={"events": [_event("$a")]}, headers=AUTH
-        ))
+        put = asyncio.create_task(
+            starting.client.put(TXN.format("early"), json={"events": [_event("$a")]}, headers=AUTH)
+        )
         await asyncio.sleep(0.05)
         assert not put.done()  # the homeserver gets no 200 before the service can act
         assert starting.handled.seen == []

@@ -2,8 +2,6 @@
 
 from mautrix.util.async_db import UpgradeTable
 
-upgrade_table = UpgradeTable(
-    version_table_name="communities_version", database_name="communities"
-)
+upgrade_table = UpgradeTable(version_table_name="communities_version", database_name="communities")
 
 from . import v01_initial  # noqa: E402,F401  (registers itself)

@@ -7,9 +7,12 @@ from mautrix.util.async_db import Connection, Scheme
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Initial schema")
+# mautrix types `register` for direct use only; as a decorator factory mypy cannot follow it.
+@upgrade_table.register(description="Initial schema")  # type: ignore[untyped-decorator,call-arg,arg-type]
 async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
-    serial = "INTEGER PRIMARY KEY AUTOINCREMENT" if scheme == Scheme.SQLITE else "BIGSERIAL PRIMARY KEY"
+    serial = (
+        "INTEGER PRIMARY KEY AUTOINCREMENT" if scheme == Scheme.SQLITE else "BIGSERIAL PRIMARY KEY"
+    )
     await conn.execute("""
         CREATE TABLE community (
             space_id      TEXT PRIMARY KEY,
