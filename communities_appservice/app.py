@@ -11,6 +11,7 @@ import aiohttp
 from .commands import Dispatcher
 from .config import Config
 from .db import Tables, create_database
+from .logs import silence_bodies
 from .matrix.crypto import BotCrypto, CannotDecrypt
 from .matrix.gateway import MatrixError, MatrixGateway
 from .matrix.router import Router
@@ -38,6 +39,7 @@ class App:
         self.crypto: BotCrypto | None = None
 
     async def start(self) -> None:
+        silence_bodies()
         await self.db.start()
         self._session = aiohttp.ClientSession()
         self.gateway = MatrixGateway(

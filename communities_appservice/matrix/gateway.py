@@ -24,6 +24,8 @@ from .crypto import BotCrypto
 
 log = logging.getLogger("communities.gateway")
 
+http_log = logging.getLogger("communities.gateway.http")  # bodies filtered: see ..logs
+
 
 class MatrixError(Exception):
     """The homeserver refused a request."""
@@ -76,7 +78,7 @@ class MatrixGateway:
             client_session=session,
             state_store=MemoryStateStore(),
             default_retry_count=4,
-            log=logging.getLogger("communities.gateway.http"),
+            log=http_log,
         )
         self.client.api.as_user_id = bot  # type: ignore[assignment]
         self.crypto: BotCrypto | None = None

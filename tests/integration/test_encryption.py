@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator
 
@@ -39,15 +40,22 @@ def encrypted_reply(reply: object) -> bool:
 
 
 async def test_encrypted_dm_command_gets_an_encrypted_reply(
-    stack: Stack, people: list[E2EEUser]
+    stack: Stack, people: list[E2EEUser], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
     dm = await owner.encrypted_dm(stack.bot)
-    event_id = await owner.send(dm, '!community create "Secret Parents"')
+    secret = f"Secret Parents {secrets.token_hex(4)}"
+    event_id = await owner.send(dm, f'!community create "{secret}"')
     reply = await owner.reply_to(event_id)
     assert reply.decrypted, "the reply was not encrypted"
     assert "Created community" in reply.body
-    assert "Secret Parents" in reply.body
+    assert secret in reply.body
+    # Nothing decrypted reaches the logs, at any level.
+    service_records = [r for r in caplog.records if not r.name.startswith("nio")]
+    assert service_records, "the service logged nothing at all: the check would be empty"
+    leaked = [r.name for r in service_records if secret in r.getMessage()]
+    assert leaked == [], leaked
 
 
 async def test_commands_in_encrypted_community_rooms(stack: Stack, people: list[E2EEUser]) -> None:

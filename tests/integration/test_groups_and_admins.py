@@ -181,3 +181,17 @@ async def test_info_rename_describe_invite(stack: Stack) -> None:
     long_name = "x" * 101
     reply = await owner.command(dm, f"rename {long_name}")
     assert "limit is 100" in reply["body"], reply
+
+
+async def test_max_groups_is_enforced(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Few groups")
+    await stack.restart_app(max_groups=1)
+    try:
+        assert "Created group" in (await owner.command(rooms["dm"], "group create One"))["body"]
+        reply = await owner.command(rooms["dm"], "group create Two")
+        assert "the limit is 1" in reply["body"], reply
+        assert stack.app is not None
+        groups = await stack.app.tables.rooms.of_community(rooms["space"], "group")
+        assert [g.name for g in groups] == ["One"]
+    finally:
+        await stack.restart_app()
