@@ -99,6 +99,7 @@ class Stack:
         self.config: Config | None = None
         self.admin: User | None = None
         self.overrides: dict[str, Any] = {}
+        self.probe_room: str | None = None
 
     @property
     def bot(self) -> str:
@@ -137,9 +138,9 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.write_config()
         await self.synapse.start()
-        await self.start_app()
         user_id, token = await self.synapse.register_user("operator", "operator-pw", admin=True)
         self.admin = User(self, user_id, token)
+        await self.start_app()
 
     async def start_app(
         self,
@@ -152,6 +153,29 @@ class Stack:
         assert self.config is not None
         self.app = App(self.config)
         await self.app.start()
+        await self.await_delivery()
+
+    async def await_delivery(self) -> None:
+        """Wait until the homeserver delivers transactions to the (re)started service again.
+
+        A transaction that failed while the service restarted leaves Synapse's view of the
+        appservice "down" until its recoverer succeeds, and in that window Synapse drops
+        to-device messages (room keys!) meant for the bot. So after every start the operator
+        sends a probe into a room with the bot and waits until the service has handled it.
+        """
+        assert self.admin is not None and self.app is not None
+        if self.probe_room is None:
+            room = await self.admin.client.create_room(invitees=[UserID(self.bot)])
+            await self.wait_membership(str(room), self.bot, "join")
+            self.probe_room = str(room)
+        event_id = await self.admin.send(self.probe_room, "probe")
+        app = self.app
+
+        async def handled() -> bool:
+            value = await app.db.fetchval("SELECT 1 FROM handled_event WHERE event_id=$1", event_id)
+            return value is not None
+
+        await eventually(handled, "the homeserver to deliver to the restarted service")
 
     async def stop_app(self) -> None:
         if self.app is not None:
