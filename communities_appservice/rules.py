@@ -32,6 +32,8 @@ MAX_NAME = 100
 MAX_DESCRIPTION = 2048
 MAX_LONG_TEXT = 10_000
 GROUP_ADMIN_LEVEL = 50
+LOG_DEFAULT_LIMIT = 20
+LOG_MAX_LIMIT = 200
 # Room versions in which the creator has unlimited power (MSC4289).
 CREATOR_POWER_VERSIONS = frozenset({"12"})
 
@@ -249,6 +251,41 @@ def check_can_remove_admin(roles: Mapping[str, AdminRole], user: str) -> None:
         raise Conflict(f"{user} is not an admin.")
     if role is AdminRole.OWNER:
         raise Forbidden("The owner cannot be removed; the owner can transfer ownership first.")
+
+
+def check_can_transfer_owner(roles: Mapping[str, AdminRole], user: str) -> None:
+    """Ownership goes only to another admin, so the admin limit holds without a check."""
+    role = roles.get(user)
+    if role is None:
+        raise Conflict(f"{user} is not an admin; make them an admin first.")
+    if role is AdminRole.OWNER:
+        raise Conflict(f"{user} is already the owner.")
+
+
+def check_can_add_group_admin(
+    admins: Iterable[str], group_admins: Iterable[str], user: str, group: str
+) -> None:
+    """A community admin already holds more than a group admin in every group."""
+    if user in set(admins):
+        raise Conflict(f"{user} is a community admin, which already outranks a group admin.")
+    if user in set(group_admins):
+        raise Conflict(f"{user} is already an admin of {group}.")
+
+
+def check_can_remove_group_admin(group_admins: Iterable[str], user: str, group: str) -> None:
+    if user not in set(group_admins):
+        raise Conflict(f"{user} is not an admin of {group}.")
+
+
+def check_log_limit(value: str | None) -> int:
+    """The number of audit entries `log --limit` asks for (a default when not given)."""
+    if value is None:
+        return LOG_DEFAULT_LIMIT
+    text = value.strip()
+    limit = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= limit <= LOG_MAX_LIMIT:
+        raise Invalid(f"--limit must be a whole number from 1 to {LOG_MAX_LIMIT}, not {value!r}.")
+    return limit
 
 
 def check_can_add_group(count: int, max_groups: int) -> None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from . import rules
 from .config import Config
 from .db import Tables, now_ms
+from .db.audit import AuditEntry
 from .db.community import Community
 from .db.room import CommunityRoom
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -69,6 +70,9 @@ class Service:
             return True
         return user_id in await self.db.admins.roles(space_id)
 
+    async def is_group_admin(self, room_id: str, user_id: str) -> bool:
+        return await self.db.group_admins.is_admin(room_id, user_id)
+
     async def is_member(self, space_id: str, user_id: str) -> bool:
         return await self.db.members.is_member(space_id, user_id) or await self.is_admin(
             space_id, user_id
@@ -106,6 +110,13 @@ class Service:
             raise Conflict(f"Several communities are called {ref!r}; use the space ID.")
         raise NotFound(f"No community {ref!r} here.")
 
+    async def group_of_room(self, community: Community, room_id: str) -> CommunityRoom | None:
+        """The group of this community that `room_id` is, if it is one."""
+        room = await self.db.rooms.get(room_id)
+        if room is None or room.space_id != community.space_id or room.role != Role.GROUP:
+            return None
+        return room
+
     async def communities_of(self, user_id: str, *, admin: bool) -> list[Community]:
         ids = set(await self.db.admins.communities_of(user_id))
         if not admin:
@@ -127,6 +138,10 @@ class Service:
         await self.db.audit.add(space_id, actor, action, target, detail, result, now_ms())
         log.info("audit %s: %s %s %s (%s)", space_id, actor, action, target, result)
 
+    async def audit_log(self, community: Community, limit: int) -> list[AuditEntry]:
+        """The community's latest audit entries, newest first."""
+        return await self.db.audit.recent(community.space_id, limit)
+
     # --- room state from the records ------------------------------------------------------
 
     def levels(self, community: Community, room: CommunityRoom) -> Levels:
@@ -134,9 +149,21 @@ class Service:
 
     async def power_for(self, community: Community, room: CommunityRoom) -> dict[str, Any]:
         admins = await self.db.admins.roles(community.space_id)
+        group_admins: list[str] = []
+        if room.role == Role.GROUP:
+            group_admins = await self.db.group_admins.of_room(room.room_id)
         return rules.power_levels(
-            Role(room.role), self.levels(community, room), bot=self.bot, admins=admins
+            Role(room.role),
+            self.levels(community, room),
+            bot=self.bot,
+            admins=admins,
+            group_admins=group_admins,
         )
+
+    async def apply_room_power(self, community: Community, room: CommunityRoom) -> None:
+        """Write the power levels the records demand into one room of the community."""
+        content = await self.power_for(community, room)
+        await self.gw.send_state(room.room_id, "m.room.power_levels", content)
 
     async def apply_power(self, community: Community) -> None:
         """Write the power levels the records demand into every room of the community."""
@@ -396,6 +423,47 @@ class Service:
         ):
             await self.gw.kick(admins_room.room_id, user, "No longer an admin")
         await self.audit(community.space_id, sender, "admin remove", user)
+
+    async def transfer_owner(self, community: Community, sender: str, user: str) -> None:
+        """Hand the community to another admin; the old owner stays an admin.
+
+        Both hold the admin level everywhere before and after, so no room changes: only the
+        records do, in one transaction that also checks that nobody handed the community on
+        meanwhile, so that there is never zero or two owners."""
+        await self._require_joined(community, user)
+        roles = await self.db.admins.roles(community.space_id)
+        rules.check_can_transfer_owner(roles, user)
+        old = community.owner
+        async with self.db.transaction():
+            if not await self.db.communities.replace_owner(community.space_id, old, user):
+                raise Conflict("The owner changed meanwhile; nothing was done.")
+            await self.db.admins.put(community.space_id, old, AdminRole.ADMIN, now_ms())
+            await self.db.admins.put(community.space_id, user, AdminRole.OWNER, now_ms())
+        community.owner = user
+        await self.audit(community.space_id, sender, "owner transfer", user, f"from {old}")
+
+    async def add_group_admin(
+        self, community: Community, group: CommunityRoom, sender: str, user: str
+    ) -> None:
+        rules.check_user_id(user)
+        if await self.gw.membership(group.room_id, user) != "join":
+            raise Conflict(f"{user} has not joined {group.name}.")
+        admins = await self.db.admins.roles(community.space_id)
+        group_admins = await self.db.group_admins.of_room(group.room_id)
+        rules.check_can_add_group_admin(admins, group_admins, user, group.name)
+        await self.db.group_admins.add(group.room_id, user, now_ms())
+        await self.apply_room_power(community, group)
+        await self.audit(community.space_id, sender, "group admin add", user, group.name)
+
+    async def remove_group_admin(
+        self, community: Community, group: CommunityRoom, sender: str, user: str
+    ) -> None:
+        rules.check_user_id(user)
+        group_admins = await self.db.group_admins.of_room(group.room_id)
+        rules.check_can_remove_group_admin(group_admins, user, group.name)
+        await self.db.group_admins.remove(group.room_id, user)
+        await self.apply_room_power(community, group)
+        await self.audit(community.space_id, sender, "group admin remove", user, group.name)
 
     async def _invite_to_admins_room(self, community: Community, user: str) -> None:
         room = await self.room_of_role(community, Role.ADMINS)

@@ -1,4 +1,4 @@
-"""admin add, admin remove, admin list."""
+"""Roles: admin add, admin remove, admin list, owner transfer, group admin add/remove."""
 
 from __future__ import annotations
 
@@ -44,3 +44,47 @@ async def admin_list(req: Request) -> Reply:
         for user, role in roles.items()
     ]
     return join_replies(*lines)
+
+
+@command(
+    "owner transfer",
+    "<user>",
+    "hand the community to another admin; you stay an admin",
+    Need.OWNER,
+    min_args=1,
+    max_args=1,
+)
+async def owner_transfer(req: Request) -> Reply:
+    user = req.args[0]
+    await req.service.transfer_owner(req.space, req.sender, user)
+    return say("{} is now the owner of <b>{}</b>.", user, req.space.name)
+
+
+@command(
+    "group admin add",
+    "<user> [--group NAME]",
+    "make a member of a group its admin (in that group only)",
+    Need.GROUP_ADMIN,
+    min_args=1,
+    max_args=1,
+    group=True,
+)
+async def group_admin_add(req: Request) -> Reply:
+    user = req.args[0]
+    await req.service.add_group_admin(req.space, req.group, req.sender, user)
+    return say("{} is now an admin of the group <b>{}</b>.", user, req.group.name)
+
+
+@command(
+    "group admin remove",
+    "<user> [--group NAME]",
+    "dismiss a group admin",
+    Need.GROUP_ADMIN,
+    min_args=1,
+    max_args=1,
+    group=True,
+)
+async def group_admin_remove(req: Request) -> Reply:
+    user = req.args[0]
+    await req.service.remove_group_admin(req.space, req.group, req.sender, user)
+    return say("{} is no longer an admin of the group <b>{}</b>.", user, req.group.name)

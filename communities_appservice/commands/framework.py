@@ -1,10 +1,12 @@
 """Commands: declaration, parsing, permission checks and replies, in one place.
 
-A handler is declared with `@command(...)`, naming its words, usage, the role it needs and
-its flags; it receives a parsed `Request` and returns a `Reply`. The dispatcher does the rest:
-it reads the command from the message (mention pills become MXIDs), splits it like a shell
-(double quotes group words; an apostrophe is just an apostrophe), picks the community, checks
-the sender's role, runs the handler and answers with an `m.notice` threaded to the command.
+A handler is declared with `@command(...)`, naming its words (one to three), usage, the role it
+needs and its flags; it receives a parsed `Request` and returns a `Reply`. The dispatcher does
+the rest: it reads the command from the message (mention pills become MXIDs), splits it like a
+shell (double quotes group words; an apostrophe is just an apostrophe), picks the community (and,
+for commands that act on one group, the group: `--group`, or the group room it was typed in),
+checks the sender's role, runs the handler and answers with an `m.notice` threaded to the
+command.
 A `UserError` becomes a one-line reply (with the usage line when the syntax was wrong);
 anything else is logged with a reference number, and only that number reaches the room.
 """
@@ -23,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..db.community import Community
+from ..db.room import CommunityRoom
 from ..errors import Forbidden, Invalid, NotFound, UserError
 from ..rules import Permission
 from ..service import Service
@@ -36,8 +39,19 @@ class Need(enum.IntEnum):
     ANYONE = 0
     CREATOR = 1  # allowed to create communities by `permissions`
     MEMBER = 2  # member of the community
-    ADMIN = 3  # admin of the community (or a service-wide admin)
-    OWNER = 4
+    GROUP_ADMIN = 3  # admin of the community, or group admin of the group the command acts on
+    ADMIN = 4  # admin of the community (or a service-wide admin)
+    OWNER = 5
+
+
+REFUSALS = {
+    Need.MEMBER: "Only members of this community can do that.",
+    Need.GROUP_ADMIN: "Only admins of this community or of this group can do that.",
+    Need.ADMIN: "Only admins of this community can do that.",
+    Need.OWNER: "Only the owner of this community can do that.",
+}
+# The longest command name, in words; longer names are tried first.
+MAX_COMMAND_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,7 @@ class Request:
     flags: dict[str, Any]
     community: Community | None
     service: Service
+    group_room: CommunityRoom | None = None
 
     def rest(self) -> str:
         return " ".join(self.args)
@@ -80,6 +95,11 @@ class Request:
     def space(self) -> Community:
         assert self.community is not None, "declared community=True"
         return self.community
+
+    @property
+    def group(self) -> CommunityRoom:
+        assert self.group_room is not None, "declared group=True"
+        return self.group_room
 
 
 Handler = Callable[[Request], Awaitable[Reply]]
@@ -96,6 +116,7 @@ class Spec:
     min_args: int = 0
     max_args: int | None = None
     community: bool = True
+    group: bool = False  # acts on one group of the community: --group, or the room it is in
 
     @property
     def usage_line(self) -> str:
@@ -115,7 +136,13 @@ def command(
     min_args: int = 0,
     max_args: int | None = None,
     community: bool = True,
+    group: bool = False,
 ) -> Callable[[Handler], Handler]:
+    if len(name.split()) > MAX_COMMAND_WORDS:
+        raise ValueError(f"command names have at most {MAX_COMMAND_WORDS} words: {name!r}")
+    if need is Need.GROUP_ADMIN and not group:
+        raise ValueError(f"{name!r}: Need.GROUP_ADMIN needs group=True")
+
     def register(handler: Handler) -> Handler:
         REGISTRY[name] = Spec(
             name=name,
@@ -127,6 +154,7 @@ def command(
             min_args=min_args,
             max_args=max_args,
             community=community,
+            group=group,
         )
         return handler
 
@@ -188,9 +216,10 @@ def tokenize(text: str) -> list[str]:
 
 
 def find_spec(tokens: list[str]) -> tuple[Spec, list[str]]:
-    for words in (2, 1):
+    """The command the first words name, the longest match first, and the words after it."""
+    for words in range(min(MAX_COMMAND_WORDS, len(tokens)), 0, -1):
         name = " ".join(t.lower() for t in tokens[:words])
-        if len(tokens) >= words and name in REGISTRY:
+        if name in REGISTRY:
             return REGISTRY[name], tokens[words:]
     raise NotFound(
         f"Unknown command {' '.join(tokens[:2])!r}. Send `help` for the list."
@@ -299,8 +328,9 @@ class Dispatcher:
         if not tokens:
             tokens = ["help"]
         spec, rest = find_spec(tokens)
+        known = {**spec.flags, "community": str, **({"group": str} if spec.group else {})}
         try:
-            args, flags = split_flags(rest, {**spec.flags, "community": str})
+            args, flags = split_flags(rest, known)
             if len(args) < spec.min_args or (
                 spec.max_args is not None and len(args) > spec.max_args
             ):
@@ -308,10 +338,12 @@ class Dispatcher:
         except Invalid as e:
             e.usage = spec.usage_line
             raise
-        community = None
+        community = group = None
         if spec.community:
             community = await self._community(incoming, spec, flags.pop("community", None))
-        await self._check_need(spec, incoming.sender, community)
+        if spec.group and community is not None:
+            group = await self._group(incoming, community, flags.pop("group", None))
+        await self._check_need(spec, incoming.sender, community, group)
         request = Request(
             sender=incoming.sender,
             room_id=incoming.room_id,
@@ -320,6 +352,7 @@ class Dispatcher:
             flags=flags,
             community=community,
             service=self.svc,
+            group_room=group,
         )
         return await spec.handler(request)
 
@@ -330,8 +363,8 @@ class Dispatcher:
         here = await svc.community_of_room(incoming.room_id)
         if here is not None:
             return here
-        mine = await svc.communities_of(incoming.sender, admin=spec.need >= Need.ADMIN)
-        if not mine and spec.need >= Need.ADMIN:
+        mine = await svc.communities_of(incoming.sender, admin=spec.need >= Need.GROUP_ADMIN)
+        if not mine and spec.need >= Need.GROUP_ADMIN:
             # A member asking for an admin command learns that it needs an admin.
             mine = await svc.communities_of(incoming.sender, admin=False)
         if len(mine) == 1:
@@ -341,7 +374,19 @@ class Dispatcher:
         names = ", ".join(f"{c.name} ({c.space_id})" for c in mine)
         raise Invalid(f"Which community? Add --community with one of: {names}")
 
-    async def _check_need(self, spec: Spec, sender: str, community: Community | None) -> None:
+    async def _group(
+        self, incoming: Incoming, community: Community, ref: str | None
+    ) -> CommunityRoom:
+        if ref:
+            return await self.svc.find_group(community, ref)
+        here = await self.svc.group_of_room(community, incoming.room_id)
+        if here is None:
+            raise Invalid("Which group? Add --group NAME, or type this in the group's room.")
+        return here
+
+    async def _check_need(
+        self, spec: Spec, sender: str, community: Community | None, group: CommunityRoom | None
+    ) -> None:
         svc = self.svc
         if self.svc.permission(sender) < Permission.MEMBER:
             raise Forbidden("You are not allowed to use this service.")
@@ -349,14 +394,24 @@ class Dispatcher:
             raise Forbidden("You are not allowed to create communities on this server.")
         if community is None or spec.need < Need.MEMBER:
             return
-        if spec.need is Need.OWNER:
-            if sender != community.owner and svc.permission(sender) is not Permission.ADMIN:
-                raise Forbidden("Only the owner of this community can do that.")
-        elif spec.need is Need.ADMIN:
-            if not await svc.is_admin(community.space_id, sender):
-                raise Forbidden("Only admins of this community can do that.")
-        elif not await svc.is_member(community.space_id, sender):
-            raise Forbidden("Only members of this community can do that.")
+        if not await self._holds(spec.need, sender, community, group):
+            raise Forbidden(REFUSALS[spec.need])
+
+    async def _holds(
+        self, need: Need, sender: str, community: Community, group: CommunityRoom | None
+    ) -> bool:
+        """Whether the sender has the role `need` names in this community (or group)."""
+        svc, space_id = self.svc, community.space_id
+        if need is Need.OWNER:
+            return sender == community.owner or svc.permission(sender) is Permission.ADMIN
+        if need is Need.ADMIN:
+            return await svc.is_admin(space_id, sender)
+        if need is Need.GROUP_ADMIN:
+            assert group is not None, "declared group=True"
+            return await svc.is_admin(space_id, sender) or await svc.is_group_admin(
+                group.room_id, sender
+            )
+        return await svc.is_member(space_id, sender)
 
     async def send_reply(self, incoming: Incoming, reply: Reply) -> str:
         relates: dict[str, Any] = {"m.in_reply_to": {"event_id": incoming.event_id}}

@@ -18,7 +18,7 @@ JOIN_WORDS = {
     "[command]",
     "list the commands, or show one command's usage",
     Need.ANYONE,
-    max_args=2,
+    max_args=3,
     community=False,
 )
 async def help_(req: Request) -> Reply:

@@ -1,20 +1,24 @@
 """The service's own records, one module per table, on SQLite or PostgreSQL (mautrix async_db).
 
 `Tables` bundles one object per table around one `Database`; queries use `$1` placeholders,
-which mautrix translates for SQLite.
+which mautrix translates for SQLite. `Tables.transaction()` groups calls to several tables into
+one database transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Connection, Database
 
 from .admin import AdminTable
 from .audit import AuditTable
 from .community import CommunityTable
 from .dedupe import DedupeTable
+from .group_admin import GroupAdminTable
 from .inbox import InboxTable
 from .member import MemberTable
 from .room import RoomTable
@@ -31,10 +35,19 @@ class Tables:
         self.communities = CommunityTable(db)
         self.rooms = RoomTable(db)
         self.admins = AdminTable(db)
+        self.group_admins = GroupAdminTable(db)
         self.members = MemberTable(db)
         self.audit = AuditTable(db)
         self.dedupe = DedupeTable(db)
         self.inbox = InboxTable(db)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """All or nothing: table calls inside share one connection (mautrix keeps it in a
+        context variable) and commit together, or roll back together when anything raises."""
+        conn: Connection
+        async with self.db.acquire() as conn, conn.transaction():
+            yield
 
 
 def create_database(url: str) -> Database:

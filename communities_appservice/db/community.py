@@ -8,6 +8,8 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
+from .member import _rowcount
+
 Record = Any
 
 _COLUMNS = "space_id, name, description, join_mode, owner, state, room_version, created_at"
@@ -72,6 +74,13 @@ class CommunityTable:
         await self.db.execute(
             "UPDATE community SET description=$2 WHERE space_id=$1", space_id, description
         )
+
+    async def replace_owner(self, space_id: str, old: str, new: str) -> bool:
+        """Make `new` the owner if `old` still is; False (and no change) when not."""
+        status = await self.db.execute(
+            "UPDATE community SET owner=$3 WHERE space_id=$1 AND owner=$2", space_id, old, new
+        )
+        return _rowcount(status) > 0
 
     async def set_state(self, space_id: str, state: str) -> None:
         await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

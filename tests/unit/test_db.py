@@ -28,6 +28,7 @@ if os.environ.get("COMMUNITIES_TEST_DB") == "postgres":
     BACKENDS.append("postgres")
 
 TABLES = (
+    "group_admin",
     "community_room",
     "community_admin",
     "community_member",
@@ -429,3 +430,108 @@ async def test_inbox_event_handled_and_done_comes_back_as_new_row(tables: Tables
     (again,) = await tables.inbox.accept("txn2", [_event("$a")], 2)
     assert again.seq != item.seq
     assert await tables.dedupe.claim_event("$a", 2) is False
+
+
+# --- group admins ------------------------------------------------------------------------
+
+
+async def test_group_admins_add_list_remove(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.rooms.insert(_room("!g1:x"))
+    await tables.rooms.insert(_room("!g2:x", position=2))
+    assert await tables.group_admins.add("!g1:x", BOB, 30) is True
+    assert await tables.group_admins.add("!g1:x", ALICE, 30) is True  # same time: by user id
+    assert await tables.group_admins.add("!g1:x", OWNER, 10) is True
+    assert await tables.group_admins.add("!g1:x", BOB, 99) is False  # already one
+    assert await tables.group_admins.add("!g2:x", ALICE, 5) is True
+    assert await tables.group_admins.of_room("!g1:x") == [OWNER, ALICE, BOB]
+    assert await tables.group_admins.of_room("!g2:x") == [ALICE]
+    assert await tables.group_admins.of_room("!nothing:x") == []
+    assert await tables.group_admins.is_admin("!g1:x", BOB) is True
+    assert await tables.group_admins.is_admin("!g2:x", BOB) is False
+    assert await tables.group_admins.remove("!g1:x", BOB) is True
+    assert await tables.group_admins.remove("!g1:x", BOB) is False
+    assert await tables.group_admins.is_admin("!g1:x", BOB) is False
+    assert await tables.group_admins.of_room("!g1:x") == [OWNER, ALICE]
+    assert await tables.group_admins.of_room("!g2:x") == [ALICE]  # other groups untouched
+
+
+async def test_group_admins_go_with_their_group(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.rooms.insert(_room("!g1:x"))
+    await tables.rooms.insert(_room("!g2:x", position=2))
+    await tables.group_admins.add("!g1:x", ALICE, 1)
+    await tables.group_admins.add("!g2:x", ALICE, 1)
+    await tables.rooms.delete("!g1:x")  # `group remove`
+    assert await tables.group_admins.of_room("!g1:x") == []
+    assert await tables.group_admins.of_room("!g2:x") == [ALICE]
+    # a group that comes back (adopted again) starts without admins
+    await tables.rooms.insert(_room("!g1:x", position=3))
+    assert await tables.group_admins.of_room("!g1:x") == []
+
+
+async def test_group_admin_needs_a_known_room(tables: Tables) -> None:
+    with pytest.raises(Exception):  # noqa: B017  (sqlite3 and asyncpg raise their own)
+        await tables.group_admins.add("!missing:x", ALICE, 1)
+    assert await tables.group_admins.of_room("!missing:x") == []
+
+
+# --- owner transfer: one transaction over two tables -----------------------------------
+
+
+async def _owned_by_owner(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.admins.put(SPACE, OWNER, AdminRole.OWNER, 10)
+    await tables.admins.put(SPACE, ALICE, AdminRole.ADMIN, 20)
+
+
+async def _transfer(tables: Tables, old: str, new: str) -> None:
+    assert await tables.communities.replace_owner(SPACE, old, new) is True
+    await tables.admins.put(SPACE, old, AdminRole.ADMIN, 30)
+    await tables.admins.put(SPACE, new, AdminRole.OWNER, 30)
+
+
+async def test_replace_owner(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    await tables.communities.insert(_community(OTHER, "Other"))
+    assert await tables.communities.replace_owner(SPACE, OWNER, ALICE) is True
+    assert await tables.communities.get(SPACE) == _community(owner=ALICE)
+    assert await tables.communities.get(OTHER) == _community(OTHER, "Other")
+    # a second transfer from the same, now stale, owner changes nothing
+    assert await tables.communities.replace_owner(SPACE, OWNER, BOB) is False
+    assert await tables.communities.get(SPACE) == _community(owner=ALICE)
+    assert await tables.communities.replace_owner("!nothing:x", OWNER, BOB) is False
+
+
+async def test_transaction_commits_every_table(tables: Tables) -> None:
+    await _owned_by_owner(tables)
+    async with tables.transaction():
+        await _transfer(tables, OWNER, ALICE)
+    got = await tables.communities.get(SPACE)
+    assert got is not None and got.owner == ALICE
+    assert await tables.admins.roles(SPACE) == {OWNER: AdminRole.ADMIN, ALICE: AdminRole.OWNER}
+
+
+async def test_transaction_rolls_back_every_table(tables: Tables) -> None:
+    await _owned_by_owner(tables)
+
+    class Interrupted(Exception):
+        pass
+
+    with pytest.raises(Interrupted):
+        async with tables.transaction():
+            await _transfer(tables, OWNER, ALICE)
+            raise Interrupted
+    got = await tables.communities.get(SPACE)
+    assert got is not None and got.owner == OWNER
+    assert await tables.admins.roles(SPACE) == {OWNER: AdminRole.OWNER, ALICE: AdminRole.ADMIN}
+
+
+async def test_transaction_rolls_back_when_a_query_fails(tables: Tables) -> None:
+    await _owned_by_owner(tables)
+    with pytest.raises(Exception):  # noqa: B017  (sqlite3 and asyncpg raise their own)
+        async with tables.transaction():
+            assert await tables.communities.replace_owner(SPACE, OWNER, ALICE)
+            await tables.rooms.insert(_room("!orphan:x", space_id="!missing:x"))
+    got = await tables.communities.get(SPACE)
+    assert got is not None and got.owner == OWNER

@@ -9,7 +9,9 @@ import pytest
 import communities_appservice.commands  # noqa: F401  (registers every command)
 from communities_appservice.commands.framework import (
     REGISTRY,
+    Need,
     Spec,
+    command,
     command_text,
     find_spec,
     join_replies,
@@ -341,3 +343,93 @@ def test_join_replies() -> None:
     reply = join_replies(say("<b>{}</b>", "a&b"), say("c"))
     assert reply.plain == "a&b\nc"
     assert reply.html == "<b>a&amp;b</b><br>c"
+
+
+# --- three-word commands -----------------------------------------------------------------
+
+ALICE = "@alice:example.org"
+
+
+@pytest.mark.parametrize(
+    ("tokens", "name", "rest"),
+    [
+        (["group", "admin", "add", ALICE], "group admin add", [ALICE]),
+        (["GROUP", "Admin", "ADD", ALICE], "group admin add", [ALICE]),
+        (
+            ["group", "admin", "add", ALICE, "--group", "Chat"],
+            "group admin add",
+            [ALICE, "--group", "Chat"],
+        ),
+        (["group", "admin", "remove", ALICE], "group admin remove", [ALICE]),
+        (["group", "admin", "add"], "group admin add", []),  # the usage check comes later
+        # two- and one-word names still work next to three-word ones
+        (["group", "add", "#room:example.org"], "group add", ["#room:example.org"]),
+        (["group", "add", "admin"], "group add", ["admin"]),
+        (["admin", "add", ALICE], "admin add", [ALICE]),
+        (["owner", "transfer", ALICE], "owner transfer", [ALICE]),
+        (["log"], "log", []),
+        (["log", "--limit", "2"], "log", ["--limit", "2"]),
+        (["help", "group", "admin", "add"], "help", ["group", "admin", "add"]),
+    ],
+)
+def test_find_spec_three_words(tokens: list[str], name: str, rest: list[str]) -> None:
+    spec, remaining = find_spec(tokens)
+    assert (spec.name, remaining) == (name, rest)
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["group", "admin"],  # a prefix of three-word commands only
+        ["group", "admin", "bogus"],
+        ["group", "admin", "list"],
+        ["owner"],
+        ["admin", "group", "add"],
+    ],
+)
+def test_find_spec_three_words_unknown(tokens: list[str]) -> None:
+    with pytest.raises(NotFound):
+        find_spec(tokens)
+
+
+def test_the_longest_name_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `group admin` and `group admin add` both registered, three words beat two."""
+    shorter = Spec("group admin", "", "a two-word prefix", Need.MEMBER, REGISTRY["help"].handler)
+    monkeypatch.setitem(REGISTRY, "group admin", shorter)
+    assert find_spec(["group", "admin", "add", ALICE])[0].name == "group admin add"
+    spec, rest = find_spec(["group", "admin", "list"])
+    assert (spec.name, rest) == ("group admin", ["list"])
+
+
+def test_every_registered_name_is_found_with_arguments_after_it() -> None:
+    for name in REGISTRY:
+        spec, rest = find_spec([*name.split(), "x", "y"])
+        assert (spec.name, rest) == (name, ["x", "y"])
+
+
+@pytest.mark.parametrize(
+    ("name", "need", "group", "message"),
+    [
+        ("one two three four", Need.ADMIN, False, "at most 3 words"),
+        ("group admin poke", Need.GROUP_ADMIN, False, "needs group=True"),
+    ],
+)
+def test_command_declarations_refused(name: str, need: Need, group: bool, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        command(name, "", "x", need, group=group)
+    assert name not in REGISTRY
+
+
+def test_the_role_commands_are_registered() -> None:
+    for name in ("owner transfer", "group admin add", "group admin remove", "log"):
+        assert name in REGISTRY, name
+    assert REGISTRY["owner transfer"].need is Need.OWNER
+    assert REGISTRY["log"].need is Need.ADMIN
+    for name in ("group admin add", "group admin remove"):
+        assert REGISTRY[name].need is Need.GROUP_ADMIN and REGISTRY[name].group
+
+
+def test_help_takes_every_command_name() -> None:
+    help_spec = REGISTRY["help"]
+    assert help_spec.max_args is not None
+    assert max(len(name.split()) for name in REGISTRY) <= help_spec.max_args

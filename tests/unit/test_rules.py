@@ -474,3 +474,91 @@ def test_creator_problem(create: dict[str, Any], culprits: list[str] | None) -> 
     assert ", ".join(culprits) in problem
     assert BOT not in problem
     assert "group create" in problem
+
+
+# --- owner transfer and group admins ---------------------------------------------------
+
+
+def test_check_can_transfer_owner_accepts_an_admin() -> None:
+    rules.check_can_transfer_owner(ROLES, ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("user", "words"),
+    [
+        (OWNER, ["already the owner"]),
+        ("@stranger:example.org", ["@stranger:example.org", "not an admin"]),
+        (HELPER, ["not an admin"]),  # a group admin is no community admin
+    ],
+)
+def test_check_can_transfer_owner_refuses(user: str, words: list[str]) -> None:
+    with pytest.raises(Conflict) as caught:
+        rules.check_can_transfer_owner(ROLES, user)
+    for word in words:
+        assert word in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("group_admins", "user"),
+    [
+        ([], HELPER),
+        (["@other:example.org"], HELPER),
+    ],
+)
+def test_check_can_add_group_admin_accepts(group_admins: list[str], user: str) -> None:
+    rules.check_can_add_group_admin(ROLES, group_admins, user, "Chat")
+
+
+@pytest.mark.parametrize(
+    ("group_admins", "user", "words"),
+    [
+        ([HELPER], HELPER, ["already an admin of Chat"]),
+        ([], ADMIN, ["community admin"]),  # already outranks a group admin everywhere
+        ([], OWNER, ["community admin"]),
+        ([OWNER], OWNER, ["community admin"]),
+    ],
+)
+def test_check_can_add_group_admin_refuses(
+    group_admins: list[str], user: str, words: list[str]
+) -> None:
+    with pytest.raises(Conflict) as caught:
+        rules.check_can_add_group_admin(ROLES, group_admins, user, "Chat")
+    for word in words:
+        assert word in caught.value.message
+
+
+def test_check_can_remove_group_admin() -> None:
+    rules.check_can_remove_group_admin([HELPER], HELPER, "Chat")
+    with pytest.raises(Conflict) as caught:
+        rules.check_can_remove_group_admin([HELPER], ADMIN, "Chat")
+    assert caught.value.message == f"{ADMIN} is not an admin of Chat."
+
+
+# --- log --limit -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"),
+    [
+        (None, 20),
+        ("1", 1),
+        ("2", 2),
+        ("20", 20),
+        ("200", 200),
+        (" 7 ", 7),
+        ("007", 7),
+    ],
+)
+def test_check_log_limit_accepts(value: str | None, limit: int) -> None:
+    assert rules.check_log_limit(value) == limit
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0", "201", "1000000000000000000000", "-1", "+5", "abc", "", "2.5", "1e2", "٣", "²"],
+)
+def test_check_log_limit_refuses(value: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        rules.check_log_limit(value)
+    assert "from 1 to 200" in caught.value.message
+    assert "\n" not in caught.value.message

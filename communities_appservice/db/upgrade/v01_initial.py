@@ -1,4 +1,4 @@
-"""Revision 1: communities, rooms, admins, members, audit log, inbox and event dedupe."""
+"""Revision 1: communities, rooms, admins, group admins, members, audit log, inbox, dedupe."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
             role      TEXT NOT NULL,
             since     BIGINT NOT NULL,
             PRIMARY KEY (space_id, user_id)
+        )
+    """)
+    await conn.execute("""
+        CREATE TABLE group_admin (
+            room_id  TEXT NOT NULL REFERENCES community_room(room_id) ON DELETE CASCADE,
+            user_id  TEXT NOT NULL,
+            since    BIGINT NOT NULL,
+            PRIMARY KEY (room_id, user_id)
         )
     """)
     await conn.execute("""
