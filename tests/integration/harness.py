@@ -8,7 +8,6 @@ PostgreSQL database when `COMMUNITIES_TEST_DB=postgres`. Tests isolate by unique
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -25,9 +24,6 @@ from communities_appservice.localhs import LocalSynapse, free_loopback_port
 
 T = TypeVar("T")
 SERVER = "localhost"
-POSTGRES_URL = os.environ.get(
-    "COMMUNITIES_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
-)
 
 
 async def eventually(

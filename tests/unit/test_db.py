@@ -7,8 +7,6 @@ afterwards); every test then runs on both backends.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,11 +18,10 @@ from communities_appservice.db.inbox import content_digest
 from communities_appservice.db.room import CommunityRoom
 from communities_appservice.rules import AdminRole
 
-POSTGRES_URL = os.environ.get(
-    "COMMUNITIES_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
-)
+from .. import postgres
+
 BACKENDS = ["sqlite"]
-if os.environ.get("COMMUNITIES_TEST_DB") == "postgres":
+if postgres.selected():
     BACKENDS.append("postgres")
 
 TABLES = (
@@ -41,30 +38,9 @@ TABLES = (
 
 
 async def _create_postgres() -> tuple[str, str]:
-    import asyncpg
-
-    name = f"communities_unit_{secrets.token_hex(4)}"
-    try:
-        conn = await asyncpg.connect(POSTGRES_URL, timeout=10)
-    except (OSError, asyncpg.PostgresError) as e:
-        pytest.fail(f"COMMUNITIES_TEST_DB=postgres but PostgreSQL is unreachable: {e!r}")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    url, name = await postgres.create("communities_unit")
     # the postgresql:// spelling exercises create_database's translation
-    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgres://", "postgresql://", 1)
-    return f"{base}/{name}", name
-
-
-async def _drop_postgres(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_URL, timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    return url.replace("postgres://", "postgresql://", 1), name
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -83,7 +59,7 @@ async def module_tables(
     finally:
         await db.stop()
         if pg_name:
-            await _drop_postgres(pg_name)
+            await postgres.drop(pg_name)
 
 
 @pytest.fixture
