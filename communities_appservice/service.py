@@ -376,6 +376,16 @@ class Service:
         await self.db.communities.set_description(community.space_id, text)
         await self.audit(community.space_id, sender, "describe", community.space_id)
 
+    async def set_join_mode(self, community: Community, sender: str, mode: JoinMode) -> None:
+        """Invite only, approval (knock) or open (public): the space's join rule."""
+        if community.join_mode == mode:
+            raise Conflict(f"{community.name} is already in {mode} mode.")
+        content = rules.join_rule_content(rules.space_join_rule(mode))
+        await self.gw.send_state(community.space_id, "m.room.join_rules", content)
+        await self.db.communities.set_join_mode(community.space_id, str(mode))
+        community.join_mode = str(mode)
+        await self.audit(community.space_id, sender, "join mode", str(mode))
+
     async def view(self, community: Community) -> CommunityView:
         return CommunityView(
             community=community,

@@ -354,7 +354,11 @@ class Dispatcher:
             service=self.svc,
             group_room=group,
         )
-        return await spec.handler(request)
+        try:
+            return await spec.handler(request)
+        except Invalid as e:  # a wrong argument: the usage line goes with the reason
+            e.usage = e.usage or spec.usage_line
+            raise
 
     async def _community(self, incoming: Incoming, spec: Spec, ref: str | None) -> Community:
         svc = self.svc

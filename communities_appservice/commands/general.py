@@ -47,11 +47,7 @@ async def help_(req: Request) -> Reply:
     community=False,
 )
 async def create(req: Request) -> Reply:
-    mode_word = req.flags.get("join", req.service.config.communities.default_join_mode)
-    try:
-        mode = JoinMode(mode_word)
-    except ValueError:
-        raise Invalid(f"--join must be invite, approval or open, not {mode_word!r}.") from None
+    mode = _join_mode(req.flags.get("join", req.service.config.communities.default_join_mode))
     community = await req.service.create_community(
         req.sender, req.rest(), req.flags.get("description", ""), mode
     )
@@ -85,6 +81,27 @@ async def info(req: Request) -> Reply:
         owner,
         view.members,
     )
+
+
+@command(
+    "join",
+    "<invite|approval|open>",
+    "how people join: by invitation, by asking an admin (knock), or with the link",
+    Need.ADMIN,
+    min_args=1,
+    max_args=1,
+)
+async def join_mode(req: Request) -> Reply:
+    mode = _join_mode(req.args[0])
+    await req.service.set_join_mode(req.space, req.sender, mode)
+    return say("<b>{}</b> is now {}.", req.space.name, JOIN_WORDS[mode])
+
+
+def _join_mode(word: str) -> JoinMode:
+    try:
+        return JoinMode(word.lower())
+    except ValueError:
+        raise Invalid(f"The join mode is invite, approval or open, not {word!r}.") from None
 
 
 @command("rename", "<name>", "change the community's name", Need.ADMIN, min_args=1)

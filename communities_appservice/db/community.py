@@ -82,5 +82,10 @@ class CommunityTable:
         )
         return _rowcount(status) > 0
 
+    async def set_join_mode(self, space_id: str, join_mode: str) -> None:
+        await self.db.execute(
+            "UPDATE community SET join_mode=$2 WHERE space_id=$1", space_id, join_mode
+        )
+
     async def set_state(self, space_id: str, state: str) -> None:
         await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

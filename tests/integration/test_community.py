@@ -138,3 +138,19 @@ async def test_admin_cannot_edit_power_or_structure_by_hand(stack: Stack) -> Non
         except MForbidden:
             continue
         raise AssertionError(f"an admin changed {event_type} by hand")
+
+
+async def test_join_mode_sets_the_space_join_rule(stack: Stack) -> None:
+    owner = await stack.user("owner")
+    rooms = await create(stack, owner, "Modes", "--join", "invite")
+    space, dm = rooms["space"], rooms["dm"]
+    for mode, rule in (("open", "public"), ("approval", "knock"), ("invite", "invite")):
+        reply = await owner.command(dm, f"join {mode}")
+        assert "is now" in reply["body"], reply
+        assert (await owner.state(space, "m.room.join_rules"))["join_rule"] == rule
+    assert "already in invite mode" in (await owner.command(dm, "join invite"))["body"]
+    reply = await owner.command(dm, "join everyone")
+    assert "not 'everyone'" in reply["body"] and "Usage" in reply["body"], reply
+    assert (await owner.state(space, "m.room.join_rules"))["join_rule"] == "invite"
+    info = await owner.command(dm, "info")
+    assert "Join: invite only" in info["body"], info
