@@ -328,3 +328,52 @@ def creator_problem(create: Mapping[str, Any], bot: str) -> str | None:
             "outranks the bot; create the group with `group create` instead"
         )
     return None
+
+
+# --- moderation: remove, ban, unban, common ------------------------------------------------
+
+# Memberships that `remove` ends (a knock is a pending request to join).
+REMOVABLE_MEMBERSHIPS = frozenset({"join", "invite", "knock"})
+MAX_REASON = 500
+_DONE = {"remove": "removed", "ban": "banned"}
+
+
+def check_can_moderate(roles: Mapping[str, AdminRole], user: str, bot: str, action: str) -> None:
+    """Whether `user` may be removed or banned (`action`); admins and the owner are protected.
+
+    An admin is dismissed first (`admin remove`), so that one admin cannot throw out another
+    in a single step; the owner, whom nobody may dismiss, is never removed or banned.
+    """
+    done = _DONE.get(action, action)
+    if user == bot:
+        raise Forbidden(f"The bot cannot be {done}.")
+    role = roles.get(user)
+    if role is AdminRole.OWNER:
+        raise Forbidden(f"{user} is the owner of this community and cannot be {done}.")
+    if role is AdminRole.ADMIN:
+        raise Forbidden(f"{user} is an admin; dismiss them with `admin remove {user}` first.")
+
+
+def check_reason(reason: str) -> str | None:
+    """A moderation reason as given (None when empty), at most `MAX_REASON` characters."""
+    reason = check_text(reason, "reason", MAX_REASON)
+    return reason or None
+
+
+def rooms_to_remove(memberships: Mapping[str, str | None]) -> list[str]:
+    """The rooms (in order) where the user is joined, invited or knocking."""
+    return [room for room, m in memberships.items() if m in REMOVABLE_MEMBERSHIPS]
+
+
+def rooms_to_ban(memberships: Mapping[str, str | None]) -> list[str]:
+    """Every room (in order) where the user is not banned yet, whether or not they were in it."""
+    return [room for room, m in memberships.items() if m != "ban"]
+
+
+def rooms_to_unban(memberships: Mapping[str, str | None]) -> list[str]:
+    return [room for room, m in memberships.items() if m == "ban"]
+
+
+def shared_rooms(joined: Mapping[str, Iterable[str]], first: str, second: str) -> list[str]:
+    """The rooms (in order) that both users have joined."""
+    return [room for room, users in joined.items() if {first, second} <= set(users)]

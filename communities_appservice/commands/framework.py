@@ -58,6 +58,8 @@ MAX_COMMAND_WORDS = 3
 class Reply:
     plain: str
     html: str
+    # Sent after the reply itself, e.g. an image (see commands/links.py).
+    after: Callable[[Incoming], Awaitable[object]] | None = field(default=None, compare=False)
 
 
 def say(template: str, *args: object) -> Reply:
@@ -316,7 +318,10 @@ class Dispatcher:
             ref = secrets.token_hex(4)
             log.exception("command failed (ref %s) in %s", ref, incoming.room_id)
             reply = say("⚠️ Something went wrong on our side (reference {}).", ref)
-        return await self.send_reply(incoming, reply)
+        event_id = await self.send_reply(incoming, reply)
+        if reply.after is not None:
+            await reply.after(incoming)
+        return event_id
 
     async def run(self, incoming: Incoming) -> Reply:
         try:

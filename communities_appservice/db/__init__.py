@@ -20,6 +20,7 @@ from .community import CommunityTable
 from .dedupe import DedupeTable
 from .group_admin import GroupAdminTable
 from .inbox import InboxTable
+from .invite_link import InviteLinkTable
 from .member import MemberTable
 from .room import RoomTable
 from .upgrade import upgrade_table
@@ -40,6 +41,7 @@ class Tables:
         self.audit = AuditTable(db)
         self.dedupe = DedupeTable(db)
         self.inbox = InboxTable(db)
+        self.invite_links = InviteLinkTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

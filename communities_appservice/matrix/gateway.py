@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from aiohttp import ClientSession
-from mautrix.api import Method, Path
+from mautrix.api import MediaPath, Method, Path
 from mautrix.client import Client
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixRequestError
@@ -52,11 +52,16 @@ class Gateway(Protocol):
     async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str: ...
     async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
     async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
+    async def ban(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
+    async def unban(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
     async def join(self, room_id: str, reason: str | None = None) -> str: ...
     async def leave(self, room_id: str, reason: str | None = None) -> None: ...
     async def joined_members(self, room_id: str) -> set[str]: ...
     async def membership(self, room_id: str, user_id: str) -> str | None: ...
     async def resolve_alias(self, alias: str) -> str | None: ...
+    async def create_alias(self, alias: str, room_id: str) -> None: ...
+    async def delete_alias(self, alias: str) -> None: ...
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str: ...
 
 
 def _wrap(e: MatrixRequestError) -> MatrixError:
@@ -194,6 +199,12 @@ class MatrixGateway:
     async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None:
         await self._membership_call("kick", room_id, _with_reason({"user_id": user_id}, reason))
 
+    async def ban(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        await self._membership_call("ban", room_id, _with_reason({"user_id": user_id}, reason))
+
+    async def unban(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        await self._membership_call("unban", room_id, _with_reason({"user_id": user_id}, reason))
+
     async def join(self, room_id: str, reason: str | None = None) -> str:
         result = await self._request(Method.POST, Path.v3.join[room_id], _with_reason({}, reason))
         return str(result["room_id"])
@@ -217,6 +228,32 @@ class MatrixGateway:
                 return None
             raise
         return str(result["room_id"])
+
+    async def create_alias(self, alias: str, room_id: str) -> None:
+        """Point `alias` at `room_id`; a taken alias is `M_UNKNOWN` with status 409."""
+        await self._request(Method.PUT, Path.v3.directory.room[alias], {"room_id": room_id})
+
+    async def delete_alias(self, alias: str) -> None:
+        """Remove `alias`; one that does not exist (any more) counts as removed."""
+        try:
+            await self._request(Method.DELETE, Path.v3.directory.room[alias])
+        except MatrixError as e:
+            if e.errcode != "M_NOT_FOUND":
+                raise
+
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        """Put `data` in the media repository as the bot; returns its mxc:// URI."""
+        try:
+            result = await self.client.api.request(
+                Method.POST,
+                MediaPath.v3.upload,
+                data,
+                headers={"Content-Type": content_type},
+                query_params={"filename": filename},
+            )
+        except MatrixRequestError as e:
+            raise _wrap(e) from None
+        return str(result["content_uri"])
 
 
 def _with_reason(body: dict[str, Any], reason: str | None) -> dict[str, Any]:

@@ -4,4 +4,5 @@ from mautrix.util.async_db import UpgradeTable
 
 upgrade_table = UpgradeTable(version_table_name="communities_version", database_name="communities")
 
-from . import v01_initial  # noqa: E402,F401  (registers itself)
+# Each revision registers itself on import, in order.
+from . import v01_initial, v02_invite_links  # noqa: E402,F401

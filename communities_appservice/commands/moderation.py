@@ -1,0 +1,72 @@
+"""Moderation: remove, ban and unban across the community; common groups with someone."""
+
+from __future__ import annotations
+
+from ..moderation import Moderation, Outcome
+from .framework import Need, Reply, Request, command, join_replies, say
+
+
+def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Reply:
+    reply = say("{} {} in {} room(s) of <b>{}</b>.", verb, user, outcome.done, req.space.name)
+    if not outcome.failed:
+        return reply
+    return join_replies(
+        reply, say("⚠️ The homeserver refused in {} room(s); see the log.", outcome.failed)
+    )
+
+
+@command(
+    "remove",
+    "<user> [reason]",
+    "remove someone from every room of the community (not an admin)",
+    Need.ADMIN,
+    min_args=1,
+)
+async def remove(req: Request) -> Reply:
+    user, reason = req.args[0], " ".join(req.args[1:])
+    outcome = await Moderation(req.service).remove(req.space, req.sender, user, reason)
+    return _acted("Removed", user, outcome, req)
+
+
+@command(
+    "ban",
+    "<user> [reason]",
+    "ban someone from every room of the community, even before they join (not an admin)",
+    Need.ADMIN,
+    min_args=1,
+)
+async def ban(req: Request) -> Reply:
+    user, reason = req.args[0], " ".join(req.args[1:])
+    outcome = await Moderation(req.service).ban(req.space, req.sender, user, reason)
+    return _acted("Banned", user, outcome, req)
+
+
+@command(
+    "unban",
+    "<user>",
+    "lift a ban in every room of the community",
+    Need.ADMIN,
+    min_args=1,
+    max_args=1,
+)
+async def unban(req: Request) -> Reply:
+    user = req.args[0]
+    outcome = await Moderation(req.service).unban(req.space, req.sender, user)
+    return _acted("Unbanned", user, outcome, req)
+
+
+@command(
+    "common",
+    "<user>",
+    "the groups of this community that you share with someone",
+    Need.MEMBER,
+    min_args=1,
+    max_args=1,
+)
+async def common(req: Request) -> Reply:
+    user = req.args[0]
+    groups = await Moderation(req.service).common(req.space, req.sender, user)
+    if not groups:
+        return say("You share no group of <b>{}</b> with {}.", req.space.name, user)
+    lines = [say("Groups of <b>{}</b> you share with {}:", req.space.name, user)]
+    return join_replies(*lines, *(say("• {}", group.name) for group in groups))
