@@ -19,7 +19,11 @@ async def create(stack: Stack, owner: User, name: str, *extra: str) -> dict[str,
     reply = await owner.command(dm, f'create "{name}" ' + " ".join(extra))
     assert "Created community" in reply["body"], reply
     assert stack.app is not None
-    [community] = [c for c in await stack.app.tables.communities.all_active() if c.name == name]
+    [community] = [
+        c
+        for c in await stack.app.tables.communities.all_active()
+        if c.name == name and c.owner == owner.user_id
+    ]
     rooms = {
         r.role: r.room_id for r in await stack.app.tables.rooms.of_community(community.space_id)
     }

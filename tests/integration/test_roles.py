@@ -169,7 +169,8 @@ async def test_log(stack: Stack) -> None:
     assert limited == lines[:2]
     for bad in ("0", "201", "many"):
         reply = await owner.command(dm, f"log --limit {bad}")
-        assert "from 1 to 200" in reply["body"] and "\n" not in reply["body"], reply
+        reason, usage = reply["body"].split("\n")  # one line of reason, then the usage
+        assert "from 1 to 200" in reason and usage.startswith("Usage:"), reply
 
     member_dm = await member.dm_bot()
     reply = await member.command(member_dm, "log")
