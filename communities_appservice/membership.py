@@ -4,6 +4,7 @@
 - joining a group: the user becomes a member (invited to the space and announcements);
 - leaving the space: the user is removed from announcements and, with
   `leave_space_leaves_groups`, from every group of this community (and no other);
+- knocking on the space or an approval group: a join request for the admins (see joining);
 - the bot itself: invites from permitted users are accepted, others declined with a reason.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from .db import now_ms
 from .db.community import Community
+from .joining import JoinRequests
 from .matrix.gateway import MatrixError
 from .rules import Permission, Role
 from .service import Service, bounded
@@ -42,6 +44,12 @@ class Membership:
         community = await self.svc.db.communities.get(room.space_id)
         if community is None or community.state != "active":
             return
+        if new == "knock" and room.role in (Role.SPACE, Role.GROUP):
+            reason = str(content.get("reason") or "")
+            await JoinRequests(self.svc).knocked(community, room, user, reason)
+            return
+        if prev == "knock":
+            await JoinRequests(self.svc).settled(room_id, user)
         if new == "join" and prev != "join":
             await self._joined(community, Role(room.role), user)
         elif new in ("leave", "ban") and prev == "join" and room.role == Role.SPACE:

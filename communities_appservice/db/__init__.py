@@ -21,6 +21,7 @@ from .dedupe import DedupeTable
 from .group_admin import GroupAdminTable
 from .inbox import InboxTable
 from .invite_link import InviteLinkTable
+from .join_request import JoinRequestTable
 from .member import MemberTable
 from .room import RoomTable
 from .upgrade import upgrade_table
@@ -42,6 +43,7 @@ class Tables:
         self.dedupe = DedupeTable(db)
         self.inbox = InboxTable(db)
         self.invite_links = InviteLinkTable(db)
+        self.join_requests = JoinRequestTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

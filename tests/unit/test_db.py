@@ -25,6 +25,8 @@ if postgres.selected():
     BACKENDS.append("postgres")
 
 TABLES = (
+    "join_request",
+    "invite_link",
     "group_admin",
     "community_room",
     "community_admin",
@@ -511,3 +513,21 @@ async def test_transaction_rolls_back_when_a_query_fails(tables: Tables) -> None
             await tables.rooms.insert(_room("!orphan:x", space_id="!missing:x"))
     got = await tables.communities.get(SPACE)
     assert got is not None and got.owner == OWNER
+
+
+async def test_join_requests_are_kept_until_settled(tables: Tables) -> None:
+    from communities_appservice.db.join_request import JoinRequest
+
+    await tables.communities.insert(_community())
+    await tables.join_requests.put(JoinRequest(SPACE, "@b:x", SPACE, "second", 2))
+    await tables.join_requests.put(JoinRequest(SPACE, "@a:x", SPACE, "first", 1))
+    await tables.join_requests.put(JoinRequest(SPACE, "@a:x", SPACE, "again", 3))
+    pending = await tables.join_requests.of_community(SPACE)
+    assert [(r.user_id, r.reason, r.requested_at) for r in pending] == [
+        ("@a:x", "again", 1),
+        ("@b:x", "second", 2),
+    ]
+    assert await tables.join_requests.delete(SPACE, "@a:x") is True
+    assert await tables.join_requests.delete(SPACE, "@a:x") is False
+    assert await tables.join_requests.get(SPACE, "@a:x") is None
+    assert (await tables.join_requests.get(SPACE, "@b:x")) is not None
