@@ -44,7 +44,6 @@ class Gateway(Protocol):
     async def get_state(
         self, room_id: str, event_type: str, state_key: str = ""
     ) -> dict[str, Any] | None: ...
-    async def get_full_state(self, room_id: str) -> list[dict[str, Any]]: ...
     async def get_create(self, room_id: str) -> dict[str, Any]: ...
     async def send_state(
         self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
@@ -153,10 +152,6 @@ class MatrixGateway:
         content = dict(event.get("content", event))
         content.setdefault("creator", event.get("sender"))
         return content
-
-    async def get_full_state(self, room_id: str) -> list[dict[str, Any]]:
-        result = await self._request(Method.GET, Path.v3.rooms[room_id].state)
-        return list(result["chunk"])
 
     async def send_state(
         self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""

@@ -94,7 +94,6 @@ class Stack:
         self.app: App | None = None
         self.config: Config | None = None
         self.admin: User | None = None
-        self.overrides: dict[str, Any] = {}
         self.probe_room: str | None = None
 
     @property
