@@ -1,4 +1,4 @@
-"""Throw-away PostgreSQL databases for the suite's PostgreSQL pass.
+"""Throw-away databases for the suite: SQLite files, and PostgreSQL for its own pass.
 
 `COMMUNITIES_TEST_DB=postgres` selects the pass; `COMMUNITIES_TEST_POSTGRES_URL` names the
 server (default: the local one, database `test`, trust auth). Each fixture gets a fresh
@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 import pytest
+
+from communities_appservice.db import Tables, create_database
 
 POSTGRES_URL = os.environ.get(
     "COMMUNITIES_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
@@ -42,3 +47,28 @@ async def drop(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def backends() -> list[str]:
+    """The databases a unit test module runs on: SQLite always, PostgreSQL when selected."""
+    return ["sqlite", "postgres"] if selected() else ["sqlite"]
+
+
+@asynccontextmanager
+async def tables_on(backend: str, sqlite_dir: Path, prefix: str) -> AsyncIterator[Tables]:
+    """Migrated tables on a fresh database of that backend, dropped afterwards."""
+    pg_name = None
+    if backend == "postgres":
+        url, pg_name = await create(prefix)
+        # the postgresql:// spelling exercises create_database's translation
+        url = url.replace("postgres://", "postgresql://", 1)
+    else:
+        url = f"sqlite:{sqlite_dir / 'communities.db'}"
+    db = create_database(url)
+    await db.start()
+    try:
+        yield Tables(db)
+    finally:
+        await db.stop()
+        if pg_name:
+            await drop(pg_name)

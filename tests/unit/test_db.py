@@ -20,10 +20,6 @@ from communities_appservice.rules import AdminRole
 
 from .. import postgres
 
-BACKENDS = ["sqlite"]
-if postgres.selected():
-    BACKENDS.append("postgres")
-
 TABLES = (
     "join_request",
     "invite_link",
@@ -39,29 +35,14 @@ TABLES = (
 )
 
 
-async def _create_postgres() -> tuple[str, str]:
-    url, name = await postgres.create("communities_unit")
-    # the postgresql:// spelling exercises create_database's translation
-    return url.replace("postgres://", "postgresql://", 1), name
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=postgres.backends())
 async def module_tables(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Tables]:
-    pg_name = None
-    if request.param == "postgres":
-        url, pg_name = await _create_postgres()
-    else:
-        url = f"sqlite:{tmp_path_factory.mktemp('db') / 'communities.db'}"
-    db = create_database(url)
-    await db.start()
-    try:
-        yield Tables(db)
-    finally:
-        await db.stop()
-        if pg_name:
-            await postgres.drop(pg_name)
+    async with postgres.tables_on(
+        request.param, tmp_path_factory.mktemp("db"), "communities_unit"
+    ) as t:
+        yield t
 
 
 @pytest.fixture

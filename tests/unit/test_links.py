@@ -14,7 +14,7 @@ from PIL import Image
 
 from communities_appservice import config
 from communities_appservice.commands.links import link_reply
-from communities_appservice.db import Tables, create_database
+from communities_appservice.db import Tables
 from communities_appservice.db.community import Community
 from communities_appservice.db.invite_link import InviteLink
 from communities_appservice.errors import Forbidden
@@ -23,10 +23,6 @@ from communities_appservice.matrix.gateway import MatrixError
 from communities_appservice.service import Service
 
 from .. import postgres
-
-BACKENDS = ["sqlite"]
-if postgres.selected():
-    BACKENDS.append("postgres")
 
 SPACE = "!space:example.org"
 OWNER = "@owner:example.org"
@@ -100,23 +96,14 @@ def test_link_reply_escapes_and_links() -> None:
 # --- the table and the use cases -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=postgres.backends())
 async def module_tables(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Tables]:
-    pg_name = None
-    if request.param == "postgres":
-        url, pg_name = await postgres.create("communities_links")
-    else:
-        url = f"sqlite:{tmp_path_factory.mktemp('db') / 'communities.db'}"
-    db = create_database(url)
-    await db.start()
-    try:
-        yield Tables(db)
-    finally:
-        await db.stop()
-        if pg_name:
-            await postgres.drop(pg_name)
+    async with postgres.tables_on(
+        request.param, tmp_path_factory.mktemp("db"), "communities_links"
+    ) as t:
+        yield t
 
 
 @pytest.fixture
