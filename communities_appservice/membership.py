@@ -19,6 +19,7 @@ from .joining import JoinRequests
 from .matrix.gateway import MatrixError
 from .rules import Permission, Role
 from .service import Service, bounded
+from .welcome import Welcome
 
 log = logging.getLogger("communities.membership")
 PRESENT = ("join", "invite")
@@ -72,6 +73,7 @@ class Membership:
             if await svc.db.members.add(community.space_id, user, now_ms()):
                 log.info("new member %s in %s", user, community.space_id)
             await self._ensure_invited(community, Role.ANNOUNCEMENTS, user)
+            await Welcome(svc).greet(community, user)
         elif role is Role.GROUP:
             if await svc.gw.membership(community.space_id, user) not in PRESENT:
                 await svc.gw.invite(community.space_id, user, reason="Member of a group")

@@ -24,6 +24,7 @@ from .invite_link import InviteLinkTable
 from .join_request import JoinRequestTable
 from .member import MemberTable
 from .room import RoomTable
+from .texts import BotDmTable, TextTable, WelcomedTable
 from .upgrade import upgrade_table
 
 
@@ -44,6 +45,9 @@ class Tables:
         self.inbox = InboxTable(db)
         self.invite_links = InviteLinkTable(db)
         self.join_requests = JoinRequestTable(db)
+        self.texts = TextTable(db)
+        self.welcomed = WelcomedTable(db)
+        self.bot_dms = BotDmTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -21,6 +21,9 @@ from communities_appservice.rules import AdminRole
 from .. import postgres
 
 TABLES = (
+    "community_text",
+    "welcomed",
+    "bot_dm",
     "join_request",
     "invite_link",
     "group_admin",
@@ -512,3 +515,16 @@ async def test_join_requests_are_kept_until_settled(tables: Tables) -> None:
     assert await tables.join_requests.delete(SPACE, "@a:x") is False
     assert await tables.join_requests.get(SPACE, "@a:x") is None
     assert (await tables.join_requests.get(SPACE, "@b:x")) is not None
+
+
+async def test_texts_welcomed_and_dms(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    assert await tables.texts.get(SPACE, "rules") is None
+    await tables.texts.put(SPACE, "rules", "Be kind", "$e1")
+    await tables.texts.put(SPACE, "rules", "Be kinder", "$e2")
+    assert await tables.texts.get(SPACE, "rules") == ("Be kinder", "$e2")
+    assert await tables.welcomed.claim(SPACE, "@a:x", 1) is True
+    assert await tables.welcomed.claim(SPACE, "@a:x", 2) is False
+    assert await tables.bot_dms.get("@a:x") is None
+    await tables.bot_dms.put("@a:x", "!dm:x")
+    assert await tables.bot_dms.get("@a:x") == "!dm:x"

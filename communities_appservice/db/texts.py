@@ -1,0 +1,65 @@
+"""Tables `community_text` (rules, welcome), `welcomed` (greeted once) and `bot_dm`."""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import Database
+
+from .member import _rowcount
+
+
+class TextTable:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, space_id: str, kind: str) -> tuple[str, str] | None:
+        """(body, event_id) of the community's `kind` text ("rules" or "welcome")."""
+        row = await self.db.fetchrow(
+            "SELECT body, event_id FROM community_text WHERE space_id=$1 AND kind=$2",
+            space_id,
+            kind,
+        )
+        return (row["body"], row["event_id"]) if row else None
+
+    async def put(self, space_id: str, kind: str, body: str, event_id: str = "") -> None:
+        await self.db.execute(
+            "INSERT INTO community_text (space_id, kind, body, event_id) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (space_id, kind) DO UPDATE SET body=excluded.body,"
+            " event_id=excluded.event_id",
+            space_id,
+            kind,
+            body,
+            event_id,
+        )
+
+
+class WelcomedTable:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(self, space_id: str, user_id: str, ts: int) -> bool:
+        """True the first time for this member of this community, False ever after."""
+        status = await self.db.execute(
+            "INSERT INTO welcomed (space_id, user_id, ts) VALUES ($1, $2, $3)"
+            " ON CONFLICT (space_id, user_id) DO NOTHING",
+            space_id,
+            user_id,
+            ts,
+        )
+        return _rowcount(status) > 0
+
+
+class BotDmTable:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, user_id: str) -> str | None:
+        value = await self.db.fetchval("SELECT room_id FROM bot_dm WHERE user_id=$1", user_id)
+        return str(value) if value else None
+
+    async def put(self, user_id: str, room_id: str) -> None:
+        await self.db.execute(
+            "INSERT INTO bot_dm (user_id, room_id) VALUES ($1, $2)"
+            " ON CONFLICT (user_id) DO UPDATE SET room_id=excluded.room_id",
+            user_id,
+            room_id,
+        )
