@@ -24,6 +24,7 @@ from .invite_link import InviteLinkTable
 from .join_request import JoinRequestTable
 from .member import MemberTable
 from .room import RoomTable
+from .suggestion import SuggestionTable
 from .texts import BotDmTable, TextTable, WelcomedTable
 from .upgrade import upgrade_table
 
@@ -48,6 +49,7 @@ class Tables:
         self.texts = TextTable(db)
         self.welcomed = WelcomedTable(db)
         self.bot_dms = BotDmTable(db)
+        self.suggestions = SuggestionTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from communities_appservice.rules import AdminRole
 from .. import postgres
 
 TABLES = (
+    "group_suggestion",
     "community_text",
     "welcomed",
     "bot_dm",
@@ -528,3 +529,16 @@ async def test_texts_welcomed_and_dms(tables: Tables) -> None:
     assert await tables.bot_dms.get("@a:x") is None
     await tables.bot_dms.put("@a:x", "!dm:x")
     assert await tables.bot_dms.get("@a:x") == "!dm:x"
+
+
+async def test_group_suggestions(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    first = await tables.suggestions.add(SPACE, "@a:x", "Chess", "", 1)
+    second = await tables.suggestions.add(SPACE, "@b:x", "Poker", "!room:x", 2)
+    assert second > first
+    assert [s.name for s in await tables.suggestions.pending(SPACE)] == ["Chess", "Poker"]
+    await tables.suggestions.decide(first, "accepted")
+    assert [s.id for s in await tables.suggestions.pending(SPACE)] == [second]
+    found = await tables.suggestions.get(SPACE, first)
+    assert found is not None and found.state == "accepted" and found.room_id == ""
+    assert await tables.suggestions.get("!other:x", second) is None

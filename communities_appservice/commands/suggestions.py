@@ -1,0 +1,45 @@
+"""group suggest, group pending, group accept, group reject."""
+
+from __future__ import annotations
+
+from ..suggestions import Suggestions
+from .framework import Need, Reply, Request, command, join_replies, say
+
+
+@command(
+    "group suggest", "<room or name>", "propose a group to the admins", Need.MEMBER, min_args=1
+)
+async def suggest(req: Request) -> Reply:
+    s = await Suggestions(req.service).suggest(req.space, req.sender, req.rest())
+    return say("Suggested <b>{}</b> (#{}); the admins will decide.", s.name, s.id)
+
+
+@command("group pending", "", "suggested groups waiting for an answer", Need.ADMIN, max_args=0)
+async def pending(req: Request) -> Reply:
+    waiting = await Suggestions(req.service).pending(req.space)
+    if not waiting:
+        return say("No suggested groups are waiting in <b>{}</b>.", req.space.name)
+    lines = [say("<b>{}</b>: {} suggested", req.space.name, len(waiting))]
+    for s in waiting:
+        what = s.room_id or "new group"
+        lines.append(say("• #{} {} ({}) by {}", s.id, s.name, what, s.sender))
+    return join_replies(*lines)
+
+
+@command(
+    "group accept",
+    "<#id>",
+    "accept a suggestion: create the group or adopt the room",
+    Need.ADMIN,
+    min_args=1,
+    max_args=1,
+)
+async def accept(req: Request) -> Reply:
+    group = await Suggestions(req.service).accept(req.space, req.sender, req.args[0])
+    return say("Accepted: <b>{}</b> is now a group of <b>{}</b>.", group.name, req.space.name)
+
+
+@command("group reject", "<#id>", "turn a suggestion down", Need.ADMIN, min_args=1, max_args=1)
+async def reject(req: Request) -> Reply:
+    s = await Suggestions(req.service).reject(req.space, req.sender, req.args[0])
+    return say("Rejected the suggestion #{} ({}).", s.id, s.name)

@@ -1,0 +1,96 @@
+"""Group suggestions, as in WhatsApp: members propose a group (a new one by name, or an
+existing room); it waits in a pending list until an admin accepts it (the group is created,
+or the room adopted) or rejects it. Switched off with `communities.group_suggestions: false`.
+"""
+
+from __future__ import annotations
+
+import html
+
+from . import rules
+from .db import now_ms
+from .db.community import Community
+from .db.room import CommunityRoom
+from .db.suggestion import Suggestion
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .matrix.gateway import MatrixError
+from .rules import GroupAccess, Role
+from .service import Service
+from .welcome import notice
+
+
+class Suggestions:
+    def __init__(self, service: Service) -> None:
+        self.svc = service
+
+    async def suggest(self, community: Community, sender: str, ref: str) -> Suggestion:
+        if not self.svc.config.communities.group_suggestions:
+            raise Forbidden("Group suggestions are switched off on this server.")
+        room_id = ""
+        if rules.is_room_id(ref) or rules.is_room_alias(ref):
+            room_id = await self.svc.resolve_room(ref)
+            if await self.svc.db.rooms.get(room_id) is not None:
+                raise Conflict("That room already belongs to a community.")
+            name = await self._room_name(room_id) or ref
+        else:
+            name = rules.check_name(ref, "group name")
+        db = self.svc.db.suggestions
+        suggestion_id = await db.add(community.space_id, sender, name, room_id, now_ms())
+        suggestion = await db.get(community.space_id, suggestion_id)
+        assert suggestion is not None
+        await self._announce(community, suggestion)
+        await self.svc.audit(community.space_id, sender, "group suggest", room_id, name)
+        return suggestion
+
+    async def _room_name(self, room_id: str) -> str:
+        try:
+            content = await self.svc.gw.get_state(room_id, "m.room.name") or {}
+        except MatrixError:  # the bot may not see into a room it is not in
+            return ""
+        return str(content.get("name") or "")[: rules.MAX_NAME]
+
+    async def _announce(self, community: Community, s: Suggestion) -> None:
+        admins_room = await self.svc.room_of_role(community, Role.ADMINS)
+        if admins_room is None:
+            return
+        prefix = self.svc.config.communities.command_prefix
+        what = f"the room {s.room_id}" if s.room_id else "a new group"
+        plain = (
+            f"💡 {s.sender} suggests {what}: {s.name} (#{s.id}). "
+            f"{prefix} group accept {s.id} or {prefix} group reject {s.id}"
+        )
+        e = html.escape
+        rich = (
+            f"💡 {e(s.sender)} suggests {e(what)}: <b>{e(s.name)}</b> (#{s.id}). "
+            f"<code>{e(prefix)} group accept {s.id}</code> or "
+            f"<code>{e(prefix)} group reject {s.id}</code>"
+        )
+        await self.svc.gw.send_message(admins_room.room_id, "m.room.message", notice(plain, rich))
+
+    async def pending(self, community: Community) -> list[Suggestion]:
+        return await self.svc.db.suggestions.pending(community.space_id)
+
+    async def _pending(self, community: Community, ref: str) -> Suggestion:
+        number = ref.removeprefix("#")
+        if not number.isdecimal():
+            raise Invalid(f"{ref!r} is not a suggestion number like #12.")
+        found = await self.svc.db.suggestions.get(community.space_id, int(number))
+        if found is None or found.state != "pending":
+            raise NotFound(f"There is no pending suggestion #{number}.")
+        return found
+
+    async def accept(self, community: Community, sender: str, ref: str) -> CommunityRoom:
+        s = await self._pending(community, ref)
+        if s.room_id:
+            group = await self.svc.adopt_group(community, sender, s.room_id)
+        else:
+            group = await self.svc.create_group(community, sender, s.name, "", GroupAccess.OPEN)
+        await self.svc.db.suggestions.decide(s.id, "accepted")
+        await self.svc.audit(community.space_id, sender, "group accept", group.room_id, s.name)
+        return group
+
+    async def reject(self, community: Community, sender: str, ref: str) -> Suggestion:
+        s = await self._pending(community, ref)
+        await self.svc.db.suggestions.decide(s.id, "rejected")
+        await self.svc.audit(community.space_id, sender, "group reject", s.room_id, s.name)
+        return s
