@@ -15,7 +15,7 @@ from .db import now_ms
 from .db.community import Community
 from .db.join_request import JoinRequest
 from .db.room import CommunityRoom
-from .errors import NotFound
+from .errors import Forbidden, NotFound
 from .rules import Role, check_user_id
 from .service import Service
 
@@ -72,8 +72,10 @@ class JoinRequests:
         return await self.svc.db.join_requests.of_community(community.space_id)
 
     async def _request(
-        self, community: Community, user: str, group: str | None
+        self, community: Community, sender: str, user: str, group: str | None
     ) -> tuple[JoinRequest, CommunityRoom]:
+        """The pending request, once the sender may answer it: community admins answer every
+        request, a group's admins those for their group."""
         check_user_id(user)
         if group:
             room = await self.svc.find_group(community, group)
@@ -81,6 +83,10 @@ class JoinRequests:
             space = await self.svc.db.rooms.get(community.space_id)
             assert space is not None
             room = space
+        if not await self.svc.is_admin(community.space_id, sender) and not (
+            room.role == Role.GROUP and await self.svc.is_group_admin(room.room_id, sender)
+        ):
+            raise Forbidden("Only admins of this community, or of that group, can do that.")
         request = await self.svc.db.join_requests.get(room.room_id, user)
         if request is None:
             where = community.name if room.role == Role.SPACE else room.name
@@ -90,7 +96,7 @@ class JoinRequests:
     async def approve(
         self, community: Community, sender: str, user: str, group: str | None
     ) -> CommunityRoom:
-        request, room = await self._request(community, user, group)
+        request, room = await self._request(community, sender, user, group)
         await self.svc.gw.invite(room.room_id, user, reason=f"Approved by {sender}")
         await self.svc.db.join_requests.delete(request.room_id, user)
         await self.svc.audit(community.space_id, sender, "approve", user, room.name)
@@ -99,7 +105,7 @@ class JoinRequests:
     async def deny(
         self, community: Community, sender: str, user: str, group: str | None, reason: str
     ) -> CommunityRoom:
-        request, room = await self._request(community, user, group)
+        request, room = await self._request(community, sender, user, group)
         await self.svc.gw.kick(room.room_id, user, reason=reason or f"Denied by {sender}")
         await self.svc.db.join_requests.delete(request.room_id, user)
         await self.svc.audit(community.space_id, sender, "deny", user, room.name)

@@ -29,7 +29,7 @@ async def requests(req: Request) -> Reply:
     "approve",
     "<user> [--group NAME]",
     "let someone in who asked to join",
-    Need.ADMIN,
+    Need.MEMBER,
     flags={"group": str},
     min_args=1,
     max_args=1,
@@ -47,7 +47,7 @@ async def approve(req: Request) -> Reply:
     "deny",
     "<user> [reason] [--group NAME]",
     "turn down a request to join (not a ban)",
-    Need.ADMIN,
+    Need.MEMBER,
     flags={"group": str},
     min_args=1,
 )

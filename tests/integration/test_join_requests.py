@@ -93,6 +93,22 @@ async def test_approval_group_requests(stack: Stack) -> None:
     await stack.idle()
     listing = await owner.command(rooms["dm"], "requests")
     assert "for Board" in listing["body"], listing
-    reply = await owner.command(rooms["dm"], f"approve {member.user_id} --group Board")
+    # A group admin answers the requests of their group, and only those.
+    moderator = await stack.user("moderator")
+    await moderator.join(rooms["space"])
+    await owner.join(board.room_id)
+    await owner.client.invite_user(RoomID(board.room_id), moderator.user_id)  # type: ignore[arg-type]
+    await moderator.join(board.room_id)
+    reply = await owner.command(rooms["dm"], f"group admin add {moderator.user_id} --group Board")
+    assert "admin" in reply["body"], reply
+    moderator_dm = await moderator.dm_bot()
+    await owner.command(rooms["dm"], "join approval")
+    asker = await stack.user("asker")
+    await knock(stack, asker, rooms["space"], "me too")
+    await stack.wait_membership(rooms["space"], asker.user_id, "knock")
+    await stack.idle()
+    reply = await moderator.command(moderator_dm, f"approve {asker.user_id}")
+    assert "Only admins" in reply["body"], reply
+    reply = await moderator.command(moderator_dm, f"approve {member.user_id} --group Board")
     assert "invited to Board" in reply["body"], reply
     await stack.wait_membership(board.room_id, member.user_id, "invite")
