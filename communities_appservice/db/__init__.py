@@ -23,6 +23,7 @@ from .inbox import InboxTable
 from .invite_link import InviteLinkTable
 from .join_request import JoinRequestTable
 from .member import MemberTable
+from .operation import OperationTable
 from .room import RoomTable
 from .suggestion import SuggestionTable
 from .texts import BotDmTable, TextTable, WelcomedTable
@@ -50,6 +51,7 @@ class Tables:
         self.welcomed = WelcomedTable(db)
         self.bot_dms = BotDmTable(db)
         self.suggestions = SuggestionTable(db)
+        self.operations = OperationTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

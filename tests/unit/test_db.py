@@ -21,6 +21,8 @@ from communities_appservice.rules import AdminRole
 from .. import postgres
 
 TABLES = (
+    "operation_step",
+    "operation",
     "group_suggestion",
     "community_text",
     "welcomed",
@@ -542,3 +544,48 @@ async def test_group_suggestions(tables: Tables) -> None:
     found = await tables.suggestions.get(SPACE, first)
     assert found is not None and found.state == "accepted" and found.room_id == ""
     assert await tables.suggestions.get("!other:x", second) is None
+
+
+# --- operation, operation_step ----------------------------------------------------------------
+
+
+async def test_operation_recorded_with_params_and_origin(tables: Tables) -> None:
+    ops = tables.operations
+    op = await ops.add("create", "", OWNER, {"name": "A", "groups": ["x"]}, ("!r", "$e", ""), 5)
+    assert op.id > 0 and op.state == "running" and op.attempts == 0
+    assert (op.params, op.room_id, op.event_id, op.created_at) == (
+        {"name": "A", "groups": ["x"]},
+        "!r",
+        "$e",
+        5,
+    )
+    second = await ops.add("admin add", SPACE, OWNER, {}, ("", "", ""), 6)
+    assert second.id > op.id
+    assert [o.id for o in await ops.running()] == [op.id, second.id]
+    assert await ops.running_in(SPACE) == 1
+    await ops.set_space(op.id, SPACE)
+    await ops.attempt(op.id, 7)
+    await ops.finish(second.id, "undoing", "refused", 8)
+    assert await ops.running_in(SPACE) == 2  # an operation being undone is not over yet
+    await ops.finish(op.id, "done", "Created A.", 9)
+    got = await ops.get(op.id)
+    assert got is not None
+    assert (got.space_id, got.state, got.outcome, got.attempts, got.updated_at) == (
+        SPACE,
+        "done",
+        "Created A.",
+        1,
+        9,
+    )
+    assert [o.id for o in await ops.running()] == [second.id]
+    assert await ops.get(10_000) is None
+
+
+async def test_operation_steps_keep_the_first_result(tables: Tables) -> None:
+    ops = tables.operations
+    op = await ops.add("create", "", OWNER, {}, ("", "", ""), 1)
+    await ops.save_step(op.id, "room:space", "!one", 2)
+    await ops.save_step(op.id, "room:space", "!two", 3)  # a replayed step changes nothing
+    await ops.save_step(op.id, "rooms", ["!a", "!b"], 3)
+    await ops.save_step(op.id, "nothing", None, 3)
+    assert await ops.steps(op.id) == {"room:space": "!one", "rooms": ["!a", "!b"], "nothing": None}

@@ -1,0 +1,331 @@
+"""Multi-step work that survives a crash: recorded before it starts, finished after a restart.
+
+An operation (create a community, adopt a group, promote an admin across every room, remove a
+member from every room) is a plain async function of a `Run`, registered under a kind with
+`@operation`. It is written to the database with its parameters before its first step, and
+re-executed from the top whenever it is resumed: `run.step(key, fn)` calls `fn` only when the
+step has no saved result, and saves the result the moment `fn` returns. So a resumed run gets
+the same answers back (the same room ids) and does only what is left.
+
+Creating a room is the one step a plain retry would repeat (a crash between the homeserver's
+answer and our save would leave an orphan room). `Run.create_room` therefore tags each new
+room with an alias named after the operation and the step, in the service's exclusive alias
+namespace; a resumed step finds the room through the alias instead of making a second one.
+The aliases are removed when the operation is over.
+
+What happens when a step fails:
+- the homeserver is unreachable or answers 5xx / 429 (after the gateway's own retries): the
+  operation stays `running`, and is tried again with backoff until it completes; the person
+  who asked gets a notice now and another when it is done;
+- the homeserver refuses (4xx) or a rule refuses: the operation's `undo` removes what it made,
+  the operation ends `undone`, and the refusal is the answer.
+
+An operation resumed after a restart or an outage reports its end where it was asked for and
+in the community's admins room. Operations of one community run one at a time (`lock`), and
+reconciliation leaves a community alone while one of its operations is unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+import aiohttp
+from mautrix.errors import MatrixConnectionError
+
+from .db import now_ms
+from .db.operation import Operation
+from .errors import UserError
+from .matrix.gateway import MatrixError
+
+if TYPE_CHECKING:
+    from .service import Service
+
+log = logging.getLogger("communities.operations")
+T = TypeVar("T")
+
+RETRY_FIRST = 2.0  # seconds before the first retry of an operation the homeserver stalled
+RETRY_MAX = 60.0
+TAG_PREFIX = "op"  # temporary room aliases: #<alias_prefix>op<id>_<step>:<domain>
+
+
+class Origin(NamedTuple):
+    """Where an operation was asked for: the answer goes there."""
+
+    room_id: str = ""
+    event_id: str = ""
+    thread_root: str = ""
+
+
+NOWHERE = Origin()
+
+
+class Pending(UserError):
+    """The homeserver is not answering; the operation will be finished later."""
+
+
+class Undone(UserError):
+    """A step was refused; what the operation had made is removed again."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying again later may succeed (an outage), as opposed to a refusal."""
+    if isinstance(error, MatrixError):
+        return error.status >= 500 or error.status in (0, 429)
+    return isinstance(
+        error, (aiohttp.ClientError, MatrixConnectionError, OSError, asyncio.TimeoutError)
+    )
+
+
+Perform = Callable[["Run"], Awaitable[str]]
+Undo = Callable[["Run", str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    perform: Perform
+    undo: Undo | None
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def operation(name: str, *, undo: Undo | None = None) -> Callable[[Perform], Perform]:
+    """Register `perform` as the operation kind `name`; `undo` removes what it made."""
+
+    def register(perform: Perform) -> Perform:
+        if name in KINDS:
+            raise ValueError(f"operation kind {name!r} registered twice")
+        KINDS[name] = Kind(name, perform, undo)
+        return perform
+
+    return register
+
+
+class Run:
+    """One execution of an operation: its parameters, and the results of the steps done."""
+
+    def __init__(self, ops: Operations, op: Operation, steps: dict[str, Any]) -> None:
+        self.ops = ops
+        self.svc = ops.svc
+        self.op = op
+        self.params = op.params
+        self._steps = steps
+
+    async def step(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """`fn()` once: its saved result if it already ran, else call it and save the result.
+
+        `fn` must be safe to call again if the process dies before the save (idempotent on
+        the homeserver and in the database); `create_room` covers the one case that is not."""
+        if key in self._steps:
+            return self._steps[key]  # type: ignore[no-any-return]
+        result = await fn()
+        await self.svc.db.operations.save_step(self.op.id, key, result, now_ms())
+        self._steps[key] = result
+        return result
+
+    async def keep(self, key: str, value: T) -> T:
+        """`value` the first time, and the value kept then on every resumed run."""
+
+        async def first() -> T:
+            return value
+
+        return await self.step(key, first)
+
+    def result(self, key: str) -> Any:
+        return self._steps.get(key)
+
+    def results(self, prefix: str) -> dict[str, Any]:
+        return {k: v for k, v in self._steps.items() if k.startswith(prefix)}
+
+    def tag(self, key: str) -> str:
+        prefix = self.svc.config.alias_prefix
+        safe = "".join(c if c.isalnum() else "-" for c in key.lower())
+        return f"#{prefix}{TAG_PREFIX}{self.op.id}_{safe}:{self.svc.server_name}"
+
+    async def create_room(self, key: str, request: dict[str, Any]) -> str:
+        """Create a room for step `key` exactly once, even across a crash mid-request."""
+
+        async def create() -> str:
+            alias = self.tag(key)
+            existing = await self.svc.gw.resolve_alias(alias)
+            if existing:
+                log.info("operation %d: found room %s made before a restart", self.op.id, key)
+                return existing
+            localpart = alias[1:].split(":", 1)[0]
+            # The tag stays out of the room's canonical alias (an appservice deleting an
+            # alias does not update that event, so a stale address would remain).
+            no_canonical = {"type": "m.room.canonical_alias", "state_key": "", "content": {}}
+            state = [*request.get("initial_state", []), no_canonical]
+            return await self.svc.gw.create_room(
+                {**request, "room_alias_name": localpart, "initial_state": state}
+            )
+
+        return await self.step(f"room:{key}", create)
+
+    def rooms(self) -> dict[str, str]:
+        """The rooms this operation has made so far, by step key."""
+        return {k.removeprefix("room:"): str(v) for k, v in self.results("room:").items()}
+
+    async def release_tags(self) -> None:
+        """Remove the temporary aliases of the rooms this operation made."""
+        for key in self.rooms():
+            with contextlib.suppress(MatrixError):
+                await self.svc.gw.delete_alias(self.tag(key))
+
+    async def set_space(self, space_id: str) -> None:
+        if self.op.space_id != space_id:
+            await self.svc.db.operations.set_space(self.op.id, space_id)
+            self.op.space_id = space_id
+
+
+class Operations:
+    """Starts, resumes and retries operations; one at a time per community."""
+
+    def __init__(self, service: Service) -> None:
+        self.svc = service
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._retrying: dict[int, asyncio.Task[None]] = {}
+        self._stopped = False
+
+    def lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def busy(self, space_id: str) -> bool:
+        return await self.svc.db.operations.running_in(space_id) > 0
+
+    async def run(
+        self,
+        kind: str,
+        actor: str,
+        params: dict[str, Any],
+        origin: Origin = NOWHERE,
+        space_id: str = "",
+    ) -> Run:
+        """Record the operation, then execute it; see the module docstring for failures."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown operation kind {kind!r}")
+        op = await self.svc.db.operations.add(kind, space_id, actor, params, origin, now_ms())
+        log.info("operation %d (%s) by %s started", op.id, kind, actor)
+        try:
+            return await self._attempt(op, resumed=False)
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            log.warning("operation %d (%s) stalled: %s; will retry", op.id, kind, _brief(e))
+            self._retry_later(op.id)
+            raise Pending(
+                "The homeserver is not answering right now. I will finish this as soon as it "
+                "is back and tell you here."
+            ) from None
+
+    async def resume(self) -> None:
+        """After a start: carry on with every operation a previous run left unfinished."""
+        for op in await self.svc.db.operations.running():
+            log.info("operation %d (%s) was interrupted; resuming", op.id, op.kind)
+            self._retry_later(op.id, delay=0)
+
+    def _retry_later(self, op_id: int, delay: float | None = None) -> None:
+        if op_id in self._retrying or self._stopped:
+            return
+        first = RETRY_FIRST if delay is None else delay
+        self._retrying[op_id] = asyncio.create_task(self._keep_trying(op_id, first))
+
+    async def _keep_trying(self, op_id: int, delay: float) -> None:
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                op = await self.svc.db.operations.get(op_id)
+                if op is None or op.state not in ("running", "undoing"):
+                    return
+                try:
+                    await self._attempt(op, resumed=True)
+                    return
+                except Exception as e:
+                    if not is_transient(e):
+                        return  # undone and reported by _attempt
+                    log.warning("operation %d still stalled: %s", op_id, _brief(e))
+                delay = min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
+        finally:
+            self._retrying.pop(op_id, None)
+
+    async def _attempt(self, op: Operation, *, resumed: bool) -> Run:
+        kind = KINDS[op.kind]
+        table = self.svc.db.operations
+        await table.attempt(op.id, now_ms())
+        run = Run(self, op, await table.steps(op.id))
+        async with self.lock(op.space_id or f"operation {op.id}"):
+            if op.state == "undoing":
+                reason = op.outcome or "it was refused"
+            else:
+                try:
+                    outcome = await kind.perform(run)
+                except Exception as e:
+                    if is_transient(e):
+                        raise
+                    reason = (e.message if isinstance(e, UserError) else _brief(e)).rstrip(".")
+                    if kind.undo is None:
+                        log.exception("operation %d (%s) failed", op.id, op.kind)
+                        await table.finish(op.id, "failed", reason, now_ms())
+                        await self._report(op, f"Could not finish: {reason}.")
+                        raise
+                    log.warning("operation %d (%s) refused: %s; undoing", op.id, op.kind, reason)
+                    await table.finish(op.id, "undoing", reason, now_ms())
+                else:
+                    await table.finish(op.id, "done", outcome, now_ms())
+                    log.info("operation %d (%s) done", op.id, op.kind)
+                    if resumed:
+                        await self._report(op, f"Finished after an interruption: {outcome}")
+                    return run
+            assert kind.undo is not None
+            text = await kind.undo(run, reason)
+            await table.finish(op.id, "undone", text, now_ms())
+            log.info("operation %d (%s) undone", op.id, op.kind)
+            if resumed:
+                await self._report(op, text)
+            raise Undone(text)
+
+    async def _report(self, op: Operation, text: str) -> None:
+        """Tell the person who asked (where they asked) and the community's admins room."""
+        targets: list[tuple[str, dict[str, Any]]] = []
+        if op.room_id:
+            relates: dict[str, Any] = {"m.in_reply_to": {"event_id": op.event_id}}
+            if op.thread_root:
+                relates.update(rel_type="m.thread", event_id=op.thread_root, is_falling_back=False)
+            targets.append((op.room_id, relates))
+        admins_room = await self.svc.admins_room_of(op.space_id) if op.space_id else None
+        if admins_room and admins_room != op.room_id:
+            targets.append((admins_room, {}))
+        for room_id, relates in targets:
+            content: dict[str, Any] = {
+                "msgtype": "m.notice",
+                "body": text,
+                "format": "org.matrix.custom.html",
+                "formatted_body": html.escape(text),
+                "m.mentions": {},
+            }
+            if relates:
+                content["m.relates_to"] = relates
+            try:
+                await self.svc.gw.send_message(room_id, "m.room.message", content)
+            except Exception as e:  # a report that cannot be sent must not undo the work
+                log.warning("operation %d: could not report in %s: %s", op.id, room_id, _brief(e))
+
+    async def stop(self) -> None:
+        self._stopped = True
+        tasks = list(self._retrying.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _brief(error: BaseException) -> str:
+    if isinstance(error, MatrixError):
+        return f"{error.errcode} (HTTP {error.status})"
+    return type(error).__name__

@@ -1,0 +1,186 @@
+"""The operation engine on a real database: steps run once, stalls retry, refusals undo.
+
+The operations here are plain functions that touch neither the homeserver nor a community,
+so no Matrix stand-in is needed: what is tested is the bookkeeping around the steps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from communities_appservice import operations
+from communities_appservice.db import Tables, create_database
+from communities_appservice.errors import Conflict
+from communities_appservice.matrix.gateway import MatrixError
+from communities_appservice.operations import (
+    Operations,
+    Pending,
+    Run,
+    Undone,
+    is_transient,
+    operation,
+)
+
+CALLS: list[str] = []
+FAIL: dict[str, BaseException] = {}  # step → what it raises (once)
+
+
+async def _step(run: Run, key: str) -> str:
+    async def act() -> str:
+        CALLS.append(key)
+        if key in FAIL:
+            raise FAIL.pop(key)
+        return f"did {key}"
+
+    return await run.step(key, act)
+
+
+async def _undo(run: Run, reason: str) -> str:
+    CALLS.append(f"undo after {sorted(run.results(''))}")
+    return f"Undone: {reason}."
+
+
+@operation("test three steps", undo=_undo)
+async def _three(run: Run) -> str:
+    for key in ("one", "two", "three"):
+        await _step(run, key)
+    return "All three."
+
+
+class Standin:
+    """The parts of `Service` the engine uses, without a homeserver."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.db = tables
+        self.ops = Operations(self)  # type: ignore[arg-type]
+
+    async def admins_room_of(self, space_id: str) -> str | None:
+        return None
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> AsyncIterator[Standin]:
+    db = create_database(f"sqlite:{tmp_path / 'ops.db'}")
+    await db.start()
+    CALLS.clear()
+    FAIL.clear()
+    standin = Standin(Tables(db))
+    try:
+        yield standin
+    finally:
+        await standin.ops.stop()
+        await db.stop()
+
+
+async def test_an_operation_runs_each_step_once(svc: Standin) -> None:
+    run = await svc.ops.run("test three steps", "@a:x", {"n": 1})
+    assert CALLS == ["one", "two", "three"]
+    op = await svc.db.operations.get(run.op.id)
+    assert op is not None and (op.state, op.outcome, op.attempts) == ("done", "All three.", 1)
+    assert await svc.db.operations.steps(op.id) == {
+        "one": "did one",
+        "two": "did two",
+        "three": "did three",
+    }
+
+
+async def test_a_stalled_operation_is_retried_from_where_it_stopped(
+    svc: Standin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(operations, "RETRY_FIRST", 0.01)
+    FAIL["two"] = aiohttp.ClientConnectionError("homeserver down")
+    with pytest.raises(Pending) as caught:
+        await svc.ops.run("test three steps", "@a:x", {})
+    assert "as soon as it is back" in caught.value.message
+    [op] = await svc.db.operations.running()
+
+    async def finished() -> None:
+        while (got := await svc.db.operations.get(op.id)) is None or got.state != "done":
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(finished(), 5)
+    assert CALLS == ["one", "two", "two", "three"]  # "one" was not done again
+
+
+async def test_a_refused_step_undoes_the_operation(svc: Standin) -> None:
+    FAIL["three"] = MatrixError("M_FORBIDDEN", "no", 403)
+    with pytest.raises(Undone) as caught:
+        await svc.ops.run("test three steps", "@a:x", {})
+    assert caught.value.message == "Undone: M_FORBIDDEN (HTTP 403)."
+    assert CALLS == ["one", "two", "three", "undo after ['one', 'two']"]
+    op = await svc.db.operations.get(1)
+    assert op is not None and op.state == "undone"
+    assert await svc.db.operations.running() == []
+
+
+async def test_a_rule_refusing_mid_way_is_the_reason_given(svc: Standin) -> None:
+    FAIL["two"] = Conflict("The community no longer exists.")
+    with pytest.raises(Undone) as caught:
+        await svc.ops.run("test three steps", "@a:x", {})
+    assert caught.value.message == "Undone: The community no longer exists."
+
+
+async def test_resume_finishes_what_a_previous_run_left(svc: Standin) -> None:
+    op = await svc.db.operations.add("test three steps", "", "@a:x", {}, ("", "", ""), 1)
+    await svc.db.operations.save_step(op.id, "one", "did one", 2)  # done before the crash
+    await svc.ops.resume()
+
+    async def finished() -> None:
+        while (got := await svc.db.operations.get(op.id)) is None or got.state != "done":
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(finished(), 5)
+    assert CALLS == ["two", "three"]
+
+
+async def test_an_operation_being_undone_is_undone_on_resume(svc: Standin) -> None:
+    op = await svc.db.operations.add("test three steps", "", "@a:x", {}, ("", "", ""), 1)
+    await svc.db.operations.save_step(op.id, "one", "did one", 2)
+    await svc.db.operations.finish(op.id, "undoing", "it was refused", 3)
+    await svc.ops.resume()
+
+    async def undone() -> None:
+        while (got := await svc.db.operations.get(op.id)) is None or got.state != "undone":
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(undone(), 5)
+    assert CALLS == ["undo after ['one']"]
+
+
+def test_a_kind_registered_twice_is_a_bug() -> None:
+    with pytest.raises(ValueError):
+        operation("test three steps")(_three)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (MatrixError("M_UNKNOWN", "", 502), True),
+        (MatrixError("M_LIMIT_EXCEEDED", "", 429), True),
+        (MatrixError("M_FORBIDDEN", "", 403), False),
+        (MatrixError("M_NOT_FOUND", "", 404), False),
+        (aiohttp.ClientConnectionError(), True),
+        (TimeoutError(), True),
+        (ConnectionRefusedError(), True),
+        (Conflict("no"), False),
+        (ValueError(), False),
+    ],
+)
+def test_is_transient(error: BaseException, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+async def test_steps_results_survive_as_json(svc: Standin) -> None:
+    async def perform(run: Run) -> Any:
+        return await run.keep("rooms", ["!a", "!b"])
+
+    op = await svc.db.operations.add("test three steps", "", "@a:x", {}, ("", "", ""), 1)
+    run = Run(svc.ops, op, {})
+    assert await perform(run) == ["!a", "!b"]
+    again = Run(svc.ops, op, await svc.db.operations.steps(op.id))
+    assert await again.keep("rooms", ["!other"]) == ["!a", "!b"]
