@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 
+# Their operations must be registered before interrupted ones are resumed.
+from . import building, moderation, roles  # noqa: F401
 from .commands import Dispatcher
 from .config import Config
 from .db import Tables, create_database
@@ -17,6 +19,7 @@ from .matrix.gateway import MatrixError, MatrixGateway
 from .matrix.router import Router
 from .matrix.server import AppserviceServer
 from .membership import Membership, is_membership
+from .reconcile import Reconciler
 from .service import Service
 
 log = logging.getLogger("communities.app")
@@ -37,6 +40,7 @@ class App:
         self.dispatcher: Dispatcher | None = None
         self.membership: Membership | None = None
         self.crypto: BotCrypto | None = None
+        self.reconciler: Reconciler | None = None
 
     async def start(self) -> None:
         silence_bodies()
@@ -52,12 +56,15 @@ class App:
         self.service = Service(self.config, self.tables, self.gateway)
         self.dispatcher = Dispatcher(self.service)
         self.membership = Membership(self.service)
+        self.reconciler = Reconciler(self.service)
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         await self._register_bot()
         if self.config.encryption.enabled:
             await self._start_crypto()
         self.server.ready.set()
         await self.router.resume()
+        await self.service.ops.resume()
+        self.reconciler.start()
         try:
             await self.gateway.ping(self.config.appservice.id)
         except (MatrixError, aiohttp.ClientError) as e:
@@ -97,6 +104,9 @@ class App:
 
     async def handle_event(self, event: dict[str, Any]) -> None:
         assert self.membership is not None and self.dispatcher is not None
+        assert self.reconciler is not None
+        if "state_key" in event:
+            self.reconciler.state_changed(event)
         if self.crypto is not None and event.get("type") in TRACKED_STATE and "state_key" in event:
             await self.crypto.track_state(event)
         if event.get("type") == "m.room.encrypted" and event.get("sender") != self.config.bot_mxid:
@@ -139,6 +149,10 @@ class App:
     async def stop(self) -> None:
         await self.server.stop()
         await self.router.stop()
+        if self.reconciler is not None:
+            await self.reconciler.stop()
+        if self.service is not None:
+            await self.service.ops.stop()
         if self.crypto is not None:
             await self.crypto.stop()
             self.crypto = None

@@ -5,7 +5,9 @@
     ├── Forbidden             the sender may not do this
     ├── Invalid               malformed arguments (the usage line goes with the reply)
     ├── Conflict              the state does not allow it (already an admin, not a member…)
-    └── LimitReached          a configured limit (max_admins, max_groups) would be exceeded
+    ├── LimitReached          a configured limit (max_admins, max_groups) would be exceeded
+    ├── Pending               (operations.py) the homeserver stalled; finished and told later
+    └── Undone                (operations.py) a step was refused; what was made is removed
 
     ConfigError               the operator's config is wrong; start-up stops with one line
 

@@ -106,8 +106,10 @@ def free_loopback_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether a listener could bind 127.0.0.1:port now."""
+    """Whether a listener could bind 127.0.0.1:port now (as Synapse does: connections of a
+    previous listener that linger in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:

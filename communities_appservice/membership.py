@@ -85,7 +85,12 @@ class Membership:
             return
         if await self.svc.gw.membership(room.room_id, user) in (*PRESENT, "ban"):
             return
-        await self.svc.gw.invite(room.room_id, user, reason=f"Member of {community.name}")
+        try:
+            await self.svc.gw.invite(room.room_id, user, reason=f"Member of {community.name}")
+        except MatrixError:
+            # They joined by themselves (a restricted room) between our look and the invite.
+            if await self.svc.gw.membership(room.room_id, user) not in PRESENT:
+                raise
 
     async def _left_space(self, community: Community, user: str) -> None:
         svc = self.svc

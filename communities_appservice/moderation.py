@@ -17,6 +17,7 @@ from .db.community import Community
 from .db.room import CommunityRoom
 from .errors import Conflict
 from .matrix.gateway import MatrixError
+from .operations import NOWHERE, Origin, Run, is_transient, operation
 from .rules import Role
 from .service import Service, bounded
 
@@ -36,43 +37,50 @@ class Moderation:
     def __init__(self, service: Service) -> None:
         self.svc = service
 
-    async def remove(self, community: Community, sender: str, user: str, reason: str) -> Outcome:
+    async def remove(
+        self, community: Community, sender: str, user: str, reason: str, origin: Origin = NOWHERE
+    ) -> Outcome:
         """Kick `user` from every room of the community they are joined, invited or knocking."""
         why = await self._check(community, user, reason, "remove")
         rooms = rules.rooms_to_remove(await self._memberships(community, user))
         if not rooms:
             raise Conflict(f"{user} is not in this community.")
-        outcome = await self._act(
-            self.svc.gw.kick, community, rooms, user, why or f"Removed from {community.name}"
-        )
-        await self.svc.db.members.remove(community.space_id, user)
-        await self._audit(community, sender, "remove", user, outcome, why)
-        return outcome
+        return await self._run(community, sender, "remove", user, rooms, why, origin)
 
-    async def ban(self, community: Community, sender: str, user: str, reason: str) -> Outcome:
+    async def ban(
+        self, community: Community, sender: str, user: str, reason: str, origin: Origin = NOWHERE
+    ) -> Outcome:
         """Ban `user` in every room of the community, whether or not they ever joined."""
         why = await self._check(community, user, reason, "ban")
         rooms = rules.rooms_to_ban(await self._memberships(community, user))
         if not rooms:
             raise Conflict(f"{user} is already banned in every room of this community.")
-        outcome = await self._act(
-            self.svc.gw.ban, community, rooms, user, why or f"Banned from {community.name}"
-        )
-        await self.svc.db.members.remove(community.space_id, user)
-        await self._audit(community, sender, "ban", user, outcome, why)
-        return outcome
+        return await self._run(community, sender, "ban", user, rooms, why, origin)
 
-    async def unban(self, community: Community, sender: str, user: str) -> Outcome:
+    async def unban(
+        self, community: Community, sender: str, user: str, origin: Origin = NOWHERE
+    ) -> Outcome:
         """Lift the ban in every room of the community where `user` is banned."""
         rules.check_user_id(user)
         rooms = rules.rooms_to_unban(await self._memberships(community, user))
         if not rooms:
             raise Conflict(f"{user} is not banned in this community.")
-        outcome = await self._act(
-            self.svc.gw.unban, community, rooms, user, f"Unbanned by {sender}"
-        )
-        await self._audit(community, sender, "unban", user, outcome, None)
-        return outcome
+        return await self._run(community, sender, "unban", user, rooms, None, origin)
+
+    async def _run(
+        self,
+        community: Community,
+        sender: str,
+        action: str,
+        user: str,
+        rooms: list[str],
+        why: str | None,
+        origin: Origin,
+    ) -> Outcome:
+        params = {"action": action, "user": user, "rooms": rooms, "why": why}
+        run = await self.svc.ops.run("moderate", sender, params, origin, community.space_id)
+        done, failed = run.result("outcome")
+        return Outcome(done=int(done), failed=int(failed))
 
     async def common(self, community: Community, sender: str, user: str) -> list[CommunityRoom]:
         """The groups of the community that both `sender` and `user` have joined."""
@@ -117,40 +125,55 @@ class Moderation:
             log.warning("cannot read the members of %s: %s", room_id, e.errcode)
             return set()
 
-    async def _act(
-        self,
-        call: MembershipCall,
-        community: Community,
-        rooms: list[str],
-        user: str,
-        reason: str,
-    ) -> Outcome:
-        """`call` in every room, the space last; a refusal in one room does not stop the rest."""
-        space_id = community.space_id
-        others = [room for room in rooms if room != space_id]
-        results = await bounded(self._one(call, room, user, reason) for room in others)
-        if space_id in rooms:
-            results.append(await self._one(call, space_id, user, reason))
-        done = sum(results)
-        return Outcome(done=done, failed=len(results) - done)
 
-    async def _one(self, call: MembershipCall, room_id: str, user: str, reason: str) -> bool:
-        try:
-            await call(room_id, user, reason)
-        except MatrixError as e:
-            log.warning("could not act on %s in %s: %s", user, room_id, e.errcode)
-            return False
-        return True
+# How each action reads in a reason given to the homeserver, and in the operation's outcome.
+_VERBS = {"remove": "Removed", "ban": "Banned", "unban": "Unbanned"}
 
-    async def _audit(
-        self,
-        community: Community,
-        sender: str,
-        action: str,
-        user: str,
-        outcome: Outcome,
-        reason: str | None,
-    ) -> None:
-        detail = f"{outcome.done} rooms" + (f"; {reason}" if reason else "")
-        result = "ok" if not outcome.failed else f"failed in {outcome.failed} rooms"
-        await self.svc.audit(community.space_id, sender, action, user, detail, result)
+
+@operation("moderate")
+async def _moderate(run: Run) -> str:
+    """Act on one person in every listed room, the space last; a refusal in one room does not
+    stop the rest (it is counted and logged)."""
+    svc, p = run.svc, run.params
+    action, user = str(p["action"]), str(p["user"])
+    space_id = run.op.space_id
+    community = await svc.db.communities.get(space_id)
+    name = community.name if community else space_id
+    calls: dict[str, MembershipCall] = {
+        "remove": svc.gw.kick,
+        "ban": svc.gw.ban,
+        "unban": svc.gw.unban,
+    }
+    call = calls[action]
+    why = p.get("why")
+    if action == "unban":
+        reason = f"Unbanned by {run.op.actor}"
+    else:
+        reason = why or f"{_VERBS[action]} from {name}"
+
+    async def one(room_id: str) -> bool:
+        async def act() -> bool:
+            try:
+                await call(room_id, user, reason)
+            except MatrixError as e:
+                if is_transient(e):
+                    raise
+                log.warning("could not act on %s in %s: %s", user, room_id, e.errcode)
+                return False
+            return True
+
+        return await run.step(f"{action} {room_id}", act)
+
+    rooms = [str(r) for r in p["rooms"]]
+    results = await bounded(one(room) for room in rooms if room != space_id)
+    if space_id in rooms:
+        results.append(await one(space_id))
+    done = sum(results)
+    failed = len(results) - done
+    if action in ("remove", "ban"):
+        await run.step("forget", lambda: svc.db.members.remove(space_id, user))
+    detail = f"{done} rooms" + (f"; {why}" if why else "")
+    result = "ok" if not failed else f"failed in {failed} rooms"
+    await run.step("audit", lambda: svc.audit(space_id, run.op.actor, action, user, detail, result))
+    await run.keep("outcome", [done, failed])
+    return f"{_VERBS[action]} {user} in {done} room(s) of {name}."

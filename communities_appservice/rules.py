@@ -238,10 +238,25 @@ def check_can_add_admin(current: Iterable[str], user: str, max_admins: int) -> N
     existing = set(current)
     if user in existing:
         raise Conflict(f"{user} is already an admin.")
-    if len(existing) >= max_admins:
+    if len(existing) > max_admins:
+        raise LimitReached(
+            f"This community has {len(existing)} admins but the limit is now {max_admins}: "
+            f"dismiss {len(existing) - max_admins} before promoting anyone."
+        )
+    if len(existing) == max_admins:
         raise LimitReached(
             f"This community already has {len(existing)} admins; the limit is {max_admins}."
         )
+
+
+def admin_excess(count: int, max_admins: int) -> str | None:
+    """What to tell the admins when the config's limit fell below their number."""
+    if count <= max_admins:
+        return None
+    return (
+        f"{count} admins but the limit is now {max_admins}: nobody can be promoted until "
+        f"{count - max_admins} are dismissed (nobody was dismissed automatically)"
+    )
 
 
 def check_can_remove_admin(roles: Mapping[str, AdminRole], user: str) -> None:
@@ -286,6 +301,19 @@ def check_log_limit(value: str | None) -> int:
     if not 1 <= limit <= LOG_MAX_LIMIT:
         raise Invalid(f"--limit must be a whole number from 1 to {LOG_MAX_LIMIT}, not {value!r}.")
     return limit
+
+
+def check_group_names(names: Iterable[str], max_groups: int) -> list[str]:
+    """The `--groups` of `create`: valid names, no name twice, within the limit."""
+    checked = [check_name(n, "group name") for n in names]
+    seen: set[str] = set()
+    for name in checked:
+        if name.lower() in seen:
+            raise Invalid(f"The group name {name!r} appears twice.")
+        seen.add(name.lower())
+    if len(checked) > max_groups:
+        raise LimitReached(f"{len(checked)} groups asked for; the limit is {max_groups}.")
+    return checked
 
 
 def check_can_add_group(count: int, max_groups: int) -> None:
@@ -377,3 +405,75 @@ def rooms_to_unban(memberships: Mapping[str, str | None]) -> list[str]:
 def shared_rooms(joined: Mapping[str, Iterable[str]], first: str, second: str) -> list[str]:
     """The rooms (in order) that both users have joined."""
     return [room for room, users in joined.items() if {first, second} <= set(users)]
+
+
+# --- reconciliation: the records against a room's actual state ------------------------------
+
+
+def power_drift(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
+    """How a room's power levels differ from what the records demand (empty: they agree).
+
+    Every key the records set must match exactly, user by user and event by event; keys the
+    records do not set (a client's `historical`) are left alone."""
+    drift: list[str] = []
+    for key in ("users", "events"):
+        have: Mapping[str, Any] = actual.get(key) or {}
+        want: Mapping[str, Any] = desired.get(key) or {}
+        for name in sorted(set(have) | set(want)):
+            if have.get(name) != want.get(name):
+                drift.append(f"{name}: {_level(have.get(name))} → {_level(want.get(name))}")
+    for key, want in desired.items():
+        if key not in ("users", "events") and actual.get(key) != want:
+            drift.append(f"{key}: {_level(actual.get(key))} → {_level(want)}")
+    return drift
+
+
+def _level(value: Any) -> str:
+    return "unset" if value is None else str(value)
+
+
+def outranking(power: Mapping[str, Any], bot: str, bot_level: int) -> list[str]:
+    """Users other than the bot whose level matches or beats the bot's: it cannot demote them."""
+    users: Mapping[str, Any] = power.get("users") or {}
+    return sorted(u for u, level in users.items() if u != bot and _int(level) >= bot_level)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def join_rule_drifts(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether a room's join rule differs from the records' (a restricted room must still
+    admit the space's members)."""
+    if actual.get("join_rule") != desired.get("join_rule"):
+        return True
+    if desired.get("join_rule") != "restricted":
+        return False
+    allowed = {a.get("room_id") for a in actual.get("allow") or [] if isinstance(a, Mapping)}
+    wanted = {a["room_id"] for a in desired.get("allow", [])}
+    return not wanted <= allowed
+
+
+def admins_room_drift(
+    members: Mapping[str, tuple[str, str]], admins: Iterable[str], bot: str
+) -> tuple[list[str], list[str]]:
+    """Who to invite to and who to remove from the admins room.
+
+    `members` maps each user to (membership, sender of that membership event). An admin who
+    left by themselves stays out (their choice); one who was never there or was removed by
+    someone else is invited again. Anyone else joined or invited is removed."""
+    admin_set = set(admins)
+    invite = []
+    for user in sorted(admin_set):
+        membership, sender = members.get(user, ("", ""))
+        if not membership or (membership == "leave" and sender != user):
+            invite.append(user)
+    remove = sorted(
+        user
+        for user, (membership, _) in members.items()
+        if user != bot and user not in admin_set and membership in ("join", "invite", "knock")
+    )
+    return invite, remove

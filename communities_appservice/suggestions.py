@@ -8,12 +8,14 @@ from __future__ import annotations
 import html
 
 from . import rules
+from .building import Building
 from .db import now_ms
 from .db.community import Community
 from .db.room import CommunityRoom
 from .db.suggestion import Suggestion
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .matrix.gateway import MatrixError
+from .operations import NOWHERE, Origin
 from .rules import GroupAccess, Role
 from .service import Service
 from .welcome import notice
@@ -79,12 +81,17 @@ class Suggestions:
             raise NotFound(f"There is no pending suggestion #{number}.")
         return found
 
-    async def accept(self, community: Community, sender: str, ref: str) -> CommunityRoom:
+    async def accept(
+        self, community: Community, sender: str, ref: str, origin: Origin = NOWHERE
+    ) -> CommunityRoom:
         s = await self._pending(community, ref)
+        building = Building(self.svc)
         if s.room_id:
-            group = await self.svc.adopt_group(community, sender, s.room_id)
+            group = await building.adopt_group(community, sender, s.room_id, origin)
         else:
-            group = await self.svc.create_group(community, sender, s.name, "", GroupAccess.OPEN)
+            group = await building.create_group(
+                community, sender, s.name, "", GroupAccess.OPEN, origin
+            )
         await self.svc.db.suggestions.decide(s.id, "accepted")
         await self.svc.audit(community.space_id, sender, "group accept", group.room_id, s.name)
         return group

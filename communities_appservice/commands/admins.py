@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..roles import Roles
 from ..rules import AdminRole
 from .framework import Need, Reply, Request, command, join_replies, say
 
@@ -16,8 +17,8 @@ from .framework import Need, Reply, Request, command, join_replies, say
 )
 async def admin_add(req: Request) -> Reply:
     user = req.args[0]
-    await req.service.add_admin(req.space, req.sender, user)
-    return say("{} is now an admin of <b>{}</b>.", user, req.space.name)
+    refused = await Roles(req.service).add_admin(req.space, req.sender, user, req.origin)
+    return _noting(refused, say("{} is now an admin of <b>{}</b>.", user, req.space.name))
 
 
 @command(
@@ -30,8 +31,21 @@ async def admin_add(req: Request) -> Reply:
 )
 async def admin_remove(req: Request) -> Reply:
     user = req.args[0]
-    await req.service.remove_admin(req.space, req.sender, user)
-    return say("{} is no longer an admin of <b>{}</b>.", user, req.space.name)
+    refused = await Roles(req.service).remove_admin(req.space, req.sender, user, req.origin)
+    return _noting(refused, say("{} is no longer an admin of <b>{}</b>.", user, req.space.name))
+
+
+def _noting(refused: list[str], done: Reply) -> Reply:
+    """The acknowledgement, and the rooms where the homeserver refused the new levels."""
+    if not refused:
+        return done
+    return join_replies(
+        done,
+        say(
+            "⚠️ The homeserver refused the change in {}; <code>info</code> says what to do there.",
+            ", ".join(refused),
+        ),
+    )
 
 
 @command("admin list", "", "list the admins", Need.MEMBER, max_args=0)
@@ -56,7 +70,7 @@ async def admin_list(req: Request) -> Reply:
 )
 async def owner_transfer(req: Request) -> Reply:
     user = req.args[0]
-    await req.service.transfer_owner(req.space, req.sender, user)
+    await Roles(req.service).transfer_owner(req.space, req.sender, user)
     return say("{} is now the owner of <b>{}</b>.", user, req.space.name)
 
 
@@ -71,7 +85,7 @@ async def owner_transfer(req: Request) -> Reply:
 )
 async def group_admin_add(req: Request) -> Reply:
     user = req.args[0]
-    await req.service.add_group_admin(req.space, req.group, req.sender, user)
+    await Roles(req.service).add_group_admin(req.space, req.group, req.sender, user)
     return say("{} is now an admin of the group <b>{}</b>.", user, req.group.name)
 
 
@@ -86,5 +100,5 @@ async def group_admin_add(req: Request) -> Reply:
 )
 async def group_admin_remove(req: Request) -> Reply:
     user = req.args[0]
-    await req.service.remove_group_admin(req.space, req.group, req.sender, user)
+    await Roles(req.service).remove_group_admin(req.space, req.group, req.sender, user)
     return say("{} is no longer an admin of the group <b>{}</b>.", user, req.group.name)

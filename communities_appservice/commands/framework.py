@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Forbidden, Invalid, NotFound, UserError
+from ..operations import Origin
 from ..rules import Permission
 from ..service import Service
 
@@ -89,9 +90,15 @@ class Request:
     community: Community | None
     service: Service
     group_room: CommunityRoom | None = None
+    thread_root: str | None = None
 
     def rest(self) -> str:
         return " ".join(self.args)
+
+    @property
+    def origin(self) -> Origin:
+        """Where a long operation started by this command reports when it ends later."""
+        return Origin(self.room_id, self.event_id, self.thread_root or "")
 
     @property
     def space(self) -> Community:
@@ -358,6 +365,7 @@ class Dispatcher:
             community=community,
             service=self.svc,
             group_room=group,
+            thread_root=incoming.thread_root,
         )
         try:
             return await spec.handler(request)

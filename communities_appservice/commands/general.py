@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..building import Building
 from ..errors import Invalid
 from ..rules import AdminRole, JoinMode
 from .framework import REGISTRY, Need, Reply, Request, command, join_replies, say
@@ -39,23 +40,25 @@ async def help_(req: Request) -> Reply:
 
 @command(
     "create",
-    "<name> [--description TEXT] [--join invite|approval|open]",
-    "create a community: space, announcements and admins room; you become its owner",
+    "<name> [--description TEXT] [--join invite|approval|open] [--groups NAME,NAME,…]",
+    "create a community: space, announcements, admins room and groups; you become its owner",
     Need.CREATOR,
-    flags={"description": str, "join": str},
+    flags={"description": str, "join": str, "groups": str},
     min_args=1,
     community=False,
 )
 async def create(req: Request) -> Reply:
     mode = _join_mode(req.flags.get("join", req.service.config.communities.default_join_mode))
-    community = await req.service.create_community(
-        req.sender, req.rest(), req.flags.get("description", ""), mode
+    groups = [g for g in req.flags.get("groups", "").split(",") if g.strip()]
+    community = await Building(req.service).create_community(
+        req.sender, req.rest(), req.flags.get("description", ""), mode, groups, req.origin
     )
     return say(
-        "Created community <b>{}</b> ({}). You are its owner: accept the invitations to the "
-        "space, the announcement room and the admins room.",
+        "Created community <b>{}</b> ({}) with {} groups. You are its owner: accept the "
+        "invitations to the space, the announcement room and the admins room.",
         community.name,
         JOIN_WORDS[mode],
+        len(groups) or "no",
     )
 
 
@@ -67,19 +70,25 @@ async def info(req: Request) -> Reply:
     c = view.community
     owner = next((u for u, r in view.admins.items() if r is AdminRole.OWNER), c.owner)
     groups = ", ".join(g.name for g in view.groups) or "none yet"
-    return say(
-        "<b>{}</b><br>{}<br>Join: {}<br>Groups ({}/{}): {}<br>Admins: {}/{} (owner {})<br>"
-        "Members: {}",
-        c.name,
-        c.description or "(no description)",
-        JOIN_WORDS[JoinMode(c.join_mode)],
-        len(view.groups),
-        req.service.config.communities.max_groups,
-        groups,
-        len(view.admins),
-        req.service.config.communities.max_admins,
-        owner,
-        view.members,
+    problems = req.service.problems.get(c.space_id, {})
+    health = [say("⚠️ <b>Degraded</b>: {} problem(s) need an admin:", len(problems))]
+    health += [say("• {}", text) for text in problems.values()]
+    return join_replies(
+        *(health if problems else []),
+        say(
+            "<b>{}</b><br>{}<br>Join: {}<br>Groups ({}/{}): {}<br>Admins: {}/{} (owner {})<br>"
+            "Members: {}",
+            c.name,
+            c.description or "(no description)",
+            JOIN_WORDS[JoinMode(c.join_mode)],
+            len(view.groups),
+            req.service.config.communities.max_groups,
+            groups,
+            len(view.admins),
+            req.service.config.communities.max_admins,
+            owner,
+            view.members,
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..building import Building
 from ..errors import Invalid
 from ..rules import GroupAccess
 from .framework import Need, Reply, Request, command, join_replies, say
@@ -29,8 +30,8 @@ async def group_create(req: Request) -> Reply:
         access = GroupAccess.APPROVAL
     elif req.flags.get("private"):
         access = GroupAccess.PRIVATE
-    group = await req.service.create_group(
-        req.space, req.sender, req.rest(), req.flags.get("topic", ""), access
+    group = await Building(req.service).create_group(
+        req.space, req.sender, req.rest(), req.flags.get("topic", ""), access, req.origin
     )
     return say("Created group <b>{}</b> ({}).", group.name, ACCESS_WORDS[access])
 
@@ -44,7 +45,7 @@ async def group_create(req: Request) -> Reply:
     max_args=1,
 )
 async def group_add(req: Request) -> Reply:
-    group = await req.service.adopt_group(req.space, req.sender, req.args[0])
+    group = await Building(req.service).adopt_group(req.space, req.sender, req.args[0], req.origin)
     return say("Added <b>{}</b> to <b>{}</b> as a group.", group.name, req.space.name)
 
 
@@ -56,7 +57,7 @@ async def group_add(req: Request) -> Reply:
     min_args=1,
 )
 async def group_remove(req: Request) -> Reply:
-    group = await req.service.remove_group(req.space, req.sender, req.rest())
+    group = await Building(req.service).remove_group(req.space, req.sender, req.rest(), req.origin)
     return say(
         "Removed <b>{}</b> from <b>{}</b>; the room itself still exists.",
         group.name,

@@ -24,7 +24,7 @@ def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Reply:
 )
 async def remove(req: Request) -> Reply:
     user, reason = req.args[0], " ".join(req.args[1:])
-    outcome = await Moderation(req.service).remove(req.space, req.sender, user, reason)
+    outcome = await Moderation(req.service).remove(req.space, req.sender, user, reason, req.origin)
     return _acted("Removed", user, outcome, req)
 
 
@@ -37,7 +37,7 @@ async def remove(req: Request) -> Reply:
 )
 async def ban(req: Request) -> Reply:
     user, reason = req.args[0], " ".join(req.args[1:])
-    outcome = await Moderation(req.service).ban(req.space, req.sender, user, reason)
+    outcome = await Moderation(req.service).ban(req.space, req.sender, user, reason, req.origin)
     return _acted("Banned", user, outcome, req)
 
 
@@ -51,7 +51,7 @@ async def ban(req: Request) -> Reply:
 )
 async def unban(req: Request) -> Reply:
     user = req.args[0]
-    outcome = await Moderation(req.service).unban(req.space, req.sender, user)
+    outcome = await Moderation(req.service).unban(req.space, req.sender, user, req.origin)
     return _acted("Unbanned", user, outcome, req)
 
 

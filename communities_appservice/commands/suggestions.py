@@ -35,7 +35,7 @@ async def pending(req: Request) -> Reply:
     max_args=1,
 )
 async def accept(req: Request) -> Reply:
-    group = await Suggestions(req.service).accept(req.space, req.sender, req.args[0])
+    group = await Suggestions(req.service).accept(req.space, req.sender, req.args[0], req.origin)
     return say("Accepted: <b>{}</b> is now a group of <b>{}</b>.", group.name, req.space.name)
 
 

@@ -87,5 +87,9 @@ class CommunityTable:
             "UPDATE community SET join_mode=$2 WHERE space_id=$1", space_id, join_mode
         )
 
+    async def delete(self, space_id: str) -> None:
+        """Forget the community and, by cascade, every record of it."""
+        await self.db.execute("DELETE FROM community WHERE space_id=$1", space_id)
+
     async def set_state(self, space_id: str, state: str) -> None:
         await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

@@ -56,6 +56,8 @@ class Gateway(Protocol):
     async def join(self, room_id: str, reason: str | None = None) -> str: ...
     async def leave(self, room_id: str, reason: str | None = None) -> None: ...
     async def joined_members(self, room_id: str) -> set[str]: ...
+    async def members(self, room_id: str) -> dict[str, str]: ...
+    async def room_state(self, room_id: str) -> list[dict[str, Any]]: ...
     async def membership(self, room_id: str, user_id: str) -> str | None: ...
     async def resolve_alias(self, alias: str) -> str | None: ...
     async def create_alias(self, alias: str, room_id: str) -> None: ...
@@ -210,6 +212,19 @@ class MatrixGateway:
     async def joined_members(self, room_id: str) -> set[str]:
         result = await self._request(Method.GET, Path.v3.rooms[room_id].joined_members)
         return set(result.get("joined", {}))
+
+    async def members(self, room_id: str) -> dict[str, str]:
+        """Every member event of the room: user id → membership."""
+        result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
+        return {
+            str(e["state_key"]): str((e.get("content") or {}).get("membership"))
+            for e in result.get("chunk", [])
+        }
+
+    async def room_state(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's whole current state, as events."""
+        result = await self._request(Method.GET, Path.v3.rooms[room_id].state)
+        return list(result["chunk"])
 
     async def membership(self, room_id: str, user_id: str) -> str | None:
         content = await self.get_state(room_id, "m.room.member", user_id)

@@ -1,0 +1,410 @@
+"""Reconciliation: the records say how every room of a community must be; make it so.
+
+The database holds the desired state. On start-up, on every relevant state event, and every
+`communities.reconcile_interval` seconds, each room of a community is compared with it:
+
+- power levels: admins and group admins exactly as recorded, the bot-only events at the
+  bot-only level, `events_default` (announcements: admins only), the moderation levels;
+- the `communities.room` marker, the join rule, encryption;
+- `m.space.child` in the space for the announcement room and every group, and nothing else;
+  `m.space.parent` in each of them;
+- the admins room's membership: the admins, and nobody else.
+
+Drift is repaired; each repair is written to the audit log and announced in the admins room.
+What the bot cannot repair (it was removed from a room; someone in an adopted room holds as
+much power as the bot; more admins than `max_admins` allows) is a *problem*: announced once
+with what an admin should do, shown by `info` (the community is "degraded") until it is gone.
+
+A community with an unfinished operation is left alone: the operation itself writes the
+recorded state when it goes on. Reconciliation and operations of one community never run at
+the same time (`Operations.lock`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import rules
+from .db.community import Community
+from .db.room import CommunityRoom
+from .matrix.gateway import MatrixError
+from .operations import is_transient
+from .rules import GroupAccess, JoinMode, Role
+from .service import Service, bounded
+
+log = logging.getLogger("communities.reconcile")
+
+# State events whose change may be drift; a change to any of them has its room checked.
+WATCHED = frozenset(
+    {
+        "m.room.power_levels",
+        "m.space.child",
+        "m.space.parent",
+        "m.room.join_rules",
+        "m.room.encryption",
+        "m.room.member",
+        rules.MARKER_EVENT,
+    }
+)
+# A burst of state events (a client's edits, our own repairs) is checked once.
+SETTLE_SECONDS = 0.5
+ADMIN_EXCESS = "admins"  # the key of the community-wide problem of too many admins
+COMMUNITIES_AT_ONCE = 4
+
+
+@dataclass
+class Findings:
+    """One pass over some rooms of a community: what was repaired, what could not be."""
+
+    repairs: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)  # key → what an admin should do
+
+
+class Reconciler:
+    def __init__(self, service: Service) -> None:
+        self.svc = service
+        self._pending: dict[str, set[str]] = {}  # room → event types awaiting its check
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.Task[None] | None = None
+
+    # --- triggers ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """A full pass now, then one every `reconcile_interval` seconds."""
+        self._timer = asyncio.create_task(
+            self._every(self.svc.config.communities.reconcile_interval)
+        )
+
+    async def _every(self, interval: float) -> None:
+        while True:
+            try:
+                await self.everything()
+            except Exception:
+                log.exception("reconciliation pass failed")
+            await asyncio.sleep(interval)
+
+    def state_changed(self, event: dict[str, Any]) -> None:
+        """A state event arrived: check its room soon (bursts are checked once)."""
+        event_type = event.get("type")
+        if event_type not in WATCHED or "state_key" not in event:
+            return
+        room_id = str(event.get("room_id"))
+        seen = self._pending.get(room_id)
+        if seen is not None:
+            seen.add(str(event_type))
+            return
+        self._pending[room_id] = {str(event_type)}
+        task = asyncio.create_task(self._check_soon(room_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check_soon(self, room_id: str) -> None:
+        try:
+            await asyncio.sleep(SETTLE_SECONDS)
+            seen = self._pending.pop(room_id, set())
+            room = await self.svc.db.rooms.get(room_id)
+            if room is None:
+                return
+            if seen == {"m.room.member"} and room.role != Role.ADMINS:
+                return  # membership matters for reconciliation only in the admins room
+            community = await self.svc.db.communities.get(room.space_id)
+            if community is not None and community.state == "active":
+                await self.community(community, only=room_id)
+        except Exception:
+            log.exception("checking %s failed", room_id)
+        finally:
+            self._pending.pop(room_id, None)
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *([self._timer] if self._timer else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._timer = None
+
+    # --- passes -------------------------------------------------------------------------------
+
+    async def everything(self) -> None:
+        communities = await self.svc.db.communities.all_active()
+        await bounded((self.community(c) for c in communities), COMMUNITIES_AT_ONCE)
+
+    async def community(self, community: Community, only: str | None = None) -> Findings:
+        """Check (and repair) the rooms of one community; `only` limits it to one room."""
+        svc, space_id = self.svc, community.space_id
+        if await svc.ops.busy(space_id):
+            log.debug("%s has an unfinished operation; not reconciling now", space_id)
+            return Findings()
+        async with svc.ops.lock(space_id):
+            fresh = await svc.db.communities.get(space_id)
+            if fresh is None or fresh.state != "active":
+                return Findings()
+            rooms = await svc.db.rooms.of_community(space_id)
+            findings = Findings()
+            for room in rooms:
+                if only is None or room.room_id == only:
+                    await self._room(fresh, room, rooms, findings)
+            count = len(await svc.db.admins.roles(space_id))
+            excess = rules.admin_excess(count, svc.config.communities.max_admins)
+            if excess:
+                findings.problems[ADMIN_EXCESS] = f"This community has {excess}."
+        await self._report(fresh, findings, rooms=None if only is None else {only})
+        return findings
+
+    async def _room(
+        self,
+        community: Community,
+        room: CommunityRoom,
+        rooms: list[CommunityRoom],
+        findings: Findings,
+    ) -> None:
+        try:
+            state = await self._state(room, findings)
+            if state is None:
+                return
+            await self._power(community, room, state, findings)
+            await self._room_state(community, room, rooms, state, findings)
+            if room.role == Role.ADMINS:
+                await self._admins_members(community, room, state, findings)
+        except MatrixError as e:
+            if is_transient(e):
+                raise
+            log.warning("reconciling %s: refused (%s)", room.room_id, e.errcode)
+            findings.problems[f"refused {room.room_id}"] = (
+                f"The homeserver refuses the bot's changes in {room.name} ({e.errcode}): "
+                f"give {self.svc.bot} the highest power level there."
+            )
+
+    async def _state(
+        self, room: CommunityRoom, findings: Findings
+    ) -> dict[tuple[str, str], dict[str, Any]] | None:
+        """The room's state by (type, key); the bot rejoins a room it was removed from when
+        the join rule lets it, else the room is a problem."""
+        gw = self.svc.gw
+        try:
+            events = await gw.room_state(room.room_id)
+        except MatrixError as e:
+            if is_transient(e) or e.status != 403:
+                raise
+            try:
+                await gw.join(room.room_id, reason="Rejoining to keep the community's rules")
+                events = await gw.room_state(room.room_id)
+            except MatrixError as e2:
+                if is_transient(e2):
+                    raise
+                findings.problems[f"gone {room.room_id}"] = (
+                    f"The bot was removed from {room.name} and cannot return: invite "
+                    f"{self.svc.bot} to {room.room_id} again, or remove the group."
+                )
+                return None
+            findings.repairs.append(f"{room.name}: the bot had been removed; it rejoined")
+            await self._audit(room, "rejoined")
+        return {(str(e["type"]), str(e.get("state_key", ""))): e for e in events}
+
+    async def _power(
+        self,
+        community: Community,
+        room: CommunityRoom,
+        state: dict[tuple[str, str], dict[str, Any]],
+        findings: Findings,
+    ) -> None:
+        svc = self.svc
+        actual = dict((state.get(("m.room.power_levels", "")) or {}).get("content") or {})
+        desired = await svc.power_for(community, room)
+        drift = rules.power_drift(actual, desired)
+        if not drift:
+            return
+        levels = svc.levels(community, room)
+        if levels.bot_listed:
+            rivals = rules.outranking(actual, svc.bot, levels.bot)
+            if rivals:
+                findings.problems[f"outranked {room.room_id}"] = (
+                    f"In {room.name}, {', '.join(rivals)} hold as much power as the bot, which "
+                    f"therefore cannot keep the community's rules there: they must lower their "
+                    f"own level below {levels.bot}."
+                )
+                return
+        await svc.gw.send_state(room.room_id, "m.room.power_levels", {**actual, **desired})
+        what = f"{room.name}: power levels ({'; '.join(drift)})"
+        findings.repairs.append(what)
+        await self._audit(room, f"power levels: {'; '.join(drift)}")
+
+    def _desired_join_rule(self, community: Community, room: CommunityRoom) -> dict[str, Any]:
+        space_id = community.space_id
+        if room.role == Role.SPACE:
+            return rules.join_rule_content(rules.space_join_rule(JoinMode(community.join_mode)))
+        if room.role == Role.ANNOUNCEMENTS:
+            return rules.join_rule_content("restricted", space_id)
+        if room.role == Role.ADMINS:
+            return rules.join_rule_content("invite")
+        return rules.join_rule_content(rules.group_join_rule(GroupAccess(room.access)), space_id)
+
+    async def _room_state(
+        self,
+        community: Community,
+        room: CommunityRoom,
+        rooms: list[CommunityRoom],
+        state: dict[tuple[str, str], dict[str, Any]],
+        findings: Findings,
+    ) -> None:
+        """Marker, join rule, encryption, and the space's links, against the records."""
+        svc, space_id = self.svc, community.space_id
+
+        def content(event_type: str, key: str = "") -> dict[str, Any]:
+            return dict((state.get((event_type, key)) or {}).get("content") or {})
+
+        fixes: list[tuple[str, dict[str, Any], str, str]] = []  # type, content, key, what
+        marker = rules.marker_content(space_id, Role(room.role))
+        if content(rules.MARKER_EVENT) != marker:
+            fixes.append((rules.MARKER_EVENT, marker, "", "the community marker"))
+        join_rule = self._desired_join_rule(community, room)
+        if rules.join_rule_drifts(content("m.room.join_rules"), join_rule):
+            fixes.append(
+                ("m.room.join_rules", join_rule, "", f"join rule {join_rule['join_rule']}")
+            )
+        if (
+            room.role != Role.SPACE
+            and svc.config.encryption.enabled
+            and not content("m.room.encryption")
+        ):
+            fixes.append(("m.room.encryption", {"algorithm": rules.MEGOLM}, "", "encryption"))
+        if room.role in (Role.ANNOUNCEMENTS, Role.GROUP) and not content(
+            "m.space.parent", space_id
+        ).get("via"):
+            fixes.append(
+                ("m.space.parent", rules.parent_content(svc.server_name), space_id, "its parent")
+            )
+        if room.role == Role.SPACE:
+            fixes.extend(self._children(rooms, state))
+        for event_type, body, key, what in fixes:
+            await svc.gw.send_state(room.room_id, event_type, body, key)
+            findings.repairs.append(f"{room.name}: {what}")
+            await self._audit(room, what)
+
+    def _children(
+        self, rooms: list[CommunityRoom], state: dict[tuple[str, str], dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any], str, str]]:
+        """The space's `m.space.child` links: one per announcement room and group, no other."""
+        server = self.svc.server_name
+        wanted: dict[str, tuple[dict[str, Any], str]] = {}
+        for room in rooms:
+            if room.role == Role.ANNOUNCEMENTS:
+                wanted[room.room_id] = (
+                    rules.child_content(server, order="0", suggested=True),
+                    room.name,
+                )
+            elif room.role == Role.GROUP:
+                wanted[room.room_id] = (
+                    rules.child_content(
+                        server, order=rules.group_order(room.position), suggested=False
+                    ),
+                    room.name,
+                )
+        linked = {
+            key
+            for (event_type, key), event in state.items()
+            if event_type == "m.space.child" and (event.get("content") or {}).get("via")
+        }
+        fixes = [
+            ("m.space.child", body, room_id, f"the link to {name}")
+            for room_id, (body, name) in wanted.items()
+            if room_id not in linked
+        ]
+        fixes += [
+            ("m.space.child", {}, room_id, f"a link to {room_id}, which is not a group")
+            for room_id in sorted(linked - set(wanted))
+        ]
+        return fixes
+
+    async def _admins_members(
+        self,
+        community: Community,
+        room: CommunityRoom,
+        state: dict[tuple[str, str], dict[str, Any]],
+        findings: Findings,
+    ) -> None:
+        svc = self.svc
+        members = {
+            key: (str((e.get("content") or {}).get("membership")), str(e.get("sender")))
+            for (event_type, key), e in state.items()
+            if event_type == "m.room.member"
+        }
+        admins = await svc.db.admins.roles(community.space_id)
+        invite, remove = rules.admins_room_drift(members, admins, svc.bot)
+        for user in invite:
+            if members.get(user, ("", ""))[0] == "ban":
+                continue
+            await svc.gw.invite(room.room_id, user, reason="You are an admin of the community")
+            findings.repairs.append(f"{room.name}: invited the admin {user}")
+            await self._audit(room, f"invited the admin {user}")
+        for user in remove:
+            await svc.gw.kick(room.room_id, user, "Only the community's admins belong here")
+            findings.repairs.append(f"{room.name}: removed {user}, who is not an admin")
+            await self._audit(room, f"removed {user}, not an admin")
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    async def _audit(self, room: CommunityRoom, what: str) -> None:
+        await self.svc.audit(room.space_id, self.svc.bot, "repair", room.room_id, what)
+
+    async def _report(
+        self, community: Community, findings: Findings, rooms: set[str] | None
+    ) -> None:
+        """Announce repairs, and problems when they appear or go away, in the admins room."""
+        svc, space_id = self.svc, community.space_id
+        known = svc.problems.setdefault(space_id, {})
+        checked = {
+            key
+            for key in known
+            if rooms is None
+            or key == ADMIN_EXCESS
+            or any(key.endswith(" " + room_id) for room_id in rooms)
+        }
+        new = {k: v for k, v in findings.problems.items() if known.get(k) != v}
+        gone = [known[k] for k in checked if k not in findings.problems]
+        for key in checked:
+            known.pop(key, None)
+        known.update(findings.problems)
+        if not known:
+            svc.problems.pop(space_id, None)
+        lines: list[str] = []
+        if findings.repairs:
+            lines.append("🔧 Repaired what had drifted from the community's records:")
+            lines += [f"• {r}" for r in findings.repairs]
+        if new:
+            lines.append("⚠️ Needs an admin:")
+            lines += [f"• {p}" for p in new.values()]
+        if gone:
+            lines.append("✅ Resolved:")
+            lines += [f"• {p}" for p in gone]
+        if not lines:
+            return
+        log.info(
+            "%s: %d repairs, %d new problems, %d resolved",
+            space_id,
+            len(findings.repairs),
+            len(new),
+            len(gone),
+        )
+        for problem in new.values():
+            await svc.audit(space_id, svc.bot, "problem", "", problem, "unrepaired")
+        admins_room = await svc.admins_room_of(space_id)
+        if admins_room is None:
+            return
+        body = "\n".join(lines)
+        with contextlib.suppress(MatrixError):
+            await svc.gw.send_message(
+                admins_room,
+                "m.room.message",
+                {
+                    "msgtype": "m.notice",
+                    "body": body,
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": "<br>".join(html.escape(line) for line in lines),
+                    "m.mentions": {},
+                },
+            )

@@ -1,0 +1,195 @@
+"""Roles: community admins (promoted and dismissed across every room), the owner, group admins.
+
+Promoting or dismissing an admin changes the power levels of every room of the community and
+the admins room's membership: an `operation`, so that a crash or a homeserver outage in the
+middle ends with the change made everywhere, never in half of the rooms. The records change
+first; every room is then written from the records, so a resumed step writes the same levels.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import rules
+from .db import now_ms
+from .db.community import Community
+from .db.room import CommunityRoom
+from .errors import Conflict
+from .matrix.gateway import MatrixError
+from .operations import NOWHERE, Origin, Run, is_transient, operation
+from .rules import AdminRole
+from .service import Service, bounded
+
+log = logging.getLogger("communities.roles")
+
+
+class Roles:
+    def __init__(self, service: Service) -> None:
+        self.svc = service
+
+    async def _require_joined(self, community: Community, user: str) -> None:
+        rules.check_user_id(user)
+        if await self.svc.gw.membership(community.space_id, user) != "join":
+            raise Conflict(f"{user} has not joined this community.")
+
+    async def add_admin(
+        self, community: Community, sender: str, user: str, origin: Origin = NOWHERE
+    ) -> list[str]:
+        """Promote `user`; returns the names of rooms whose homeserver refused the change."""
+        svc = self.svc
+        await self._require_joined(community, user)
+        roles = await svc.db.admins.roles(community.space_id)
+        rules.check_can_add_admin(roles, user, svc.config.communities.max_admins)
+        run = await svc.ops.run(
+            "admin add", sender, {"user": user}, origin, space_id=community.space_id
+        )
+        return list(run.result("refused") or [])
+
+    async def remove_admin(
+        self, community: Community, sender: str, user: str, origin: Origin = NOWHERE
+    ) -> list[str]:
+        svc = self.svc
+        rules.check_user_id(user)
+        roles = await svc.db.admins.roles(community.space_id)
+        rules.check_can_remove_admin(roles, user)
+        run = await svc.ops.run(
+            "admin remove", sender, {"user": user}, origin, space_id=community.space_id
+        )
+        return list(run.result("refused") or [])
+
+    async def transfer_owner(self, community: Community, sender: str, user: str) -> None:
+        """Hand the community to another admin; the old owner stays an admin.
+
+        Both hold the admin level everywhere before and after, so no room changes: only the
+        records do, in one transaction that also checks that nobody handed the community on
+        meanwhile, so that there is never zero or two owners."""
+        svc = self.svc
+        await self._require_joined(community, user)
+        roles = await svc.db.admins.roles(community.space_id)
+        rules.check_can_transfer_owner(roles, user)
+        old = community.owner
+        async with svc.db.transaction():
+            if not await svc.db.communities.replace_owner(community.space_id, old, user):
+                raise Conflict("The owner changed meanwhile; nothing was done.")
+            await svc.db.admins.put(community.space_id, old, AdminRole.ADMIN, now_ms())
+            await svc.db.admins.put(community.space_id, user, AdminRole.OWNER, now_ms())
+        community.owner = user
+        await svc.audit(community.space_id, sender, "owner transfer", user, f"from {old}")
+
+    async def add_group_admin(
+        self, community: Community, group: CommunityRoom, sender: str, user: str
+    ) -> None:
+        svc = self.svc
+        rules.check_user_id(user)
+        if await svc.gw.membership(group.room_id, user) != "join":
+            raise Conflict(f"{user} has not joined {group.name}.")
+        admins = await svc.db.admins.roles(community.space_id)
+        group_admins = await svc.db.group_admins.of_room(group.room_id)
+        rules.check_can_add_group_admin(admins, group_admins, user, group.name)
+        await svc.db.group_admins.add(group.room_id, user, now_ms())
+        await svc.apply_room_power(community, group)
+        await svc.audit(community.space_id, sender, "group admin add", user, group.name)
+
+    async def remove_group_admin(
+        self, community: Community, group: CommunityRoom, sender: str, user: str
+    ) -> None:
+        svc = self.svc
+        rules.check_user_id(user)
+        group_admins = await svc.db.group_admins.of_room(group.room_id)
+        rules.check_can_remove_group_admin(group_admins, user, group.name)
+        await svc.db.group_admins.remove(group.room_id, user)
+        await svc.apply_room_power(community, group)
+        await svc.audit(community.space_id, sender, "group admin remove", user, group.name)
+
+
+async def _power_everywhere(run: Run, community: Community) -> list[str]:
+    """Write the recorded power levels into every room; the names of rooms that refused."""
+    svc = run.svc
+    rooms = await svc.db.rooms.of_community(community.space_id)
+    room_ids = await run.keep("rooms", [r.room_id for r in rooms])
+    by_id = {r.room_id: r for r in rooms}
+
+    async def one(room_id: str) -> str:
+        async def write() -> str:
+            room = by_id.get(room_id)
+            if room is None:  # removed from the community meanwhile
+                return ""
+            try:
+                await svc.apply_room_power(community, room)
+            except MatrixError as e:
+                if is_transient(e):
+                    raise
+                log.warning("power levels refused in %s: %s", room_id, e.errcode)
+                return room.name
+            return ""
+
+        return await run.step(f"power {room_id}", write)
+
+    refused = [name for name in await bounded(one(r) for r in room_ids) if name]
+    await run.keep("refused", refused)
+    return refused
+
+
+def _refusal_note(refused: list[str]) -> str:
+    if not refused:
+        return ""
+    return (
+        f" The homeserver refused the change in {', '.join(refused)}: see `info` for what "
+        "an admin should do there."
+    )
+
+
+@operation("admin add")
+async def _admin_add(run: Run) -> str:
+    svc, user = run.svc, str(run.params["user"])
+    space_id = run.op.space_id
+    community = await svc.db.communities.get(space_id)
+    if community is None:
+        raise Conflict("The community no longer exists.")
+
+    async def record() -> None:
+        if user not in await svc.db.admins.roles(space_id):
+            await svc.db.admins.put(space_id, user, AdminRole.ADMIN, now_ms())
+
+    await run.step("record", record)
+    refused = await _power_everywhere(run, community)
+
+    async def invite() -> None:
+        room = await svc.admins_room_of(space_id)
+        if room and await svc.gw.membership(room, user) not in ("join", "invite"):
+            await svc.gw.invite(room, user, reason="You are now an admin")
+
+    await run.step("invite", invite)
+    result = "ok" if not refused else f"refused in {', '.join(refused)}"
+    await run.step(
+        "audit", lambda: svc.audit(space_id, run.op.actor, "admin add", user, "", result)
+    )
+    return f"{user} is now an admin of {community.name}.{_refusal_note(refused)}"
+
+
+@operation("admin remove")
+async def _admin_remove(run: Run) -> str:
+    svc, user = run.svc, str(run.params["user"])
+    space_id = run.op.space_id
+    community = await svc.db.communities.get(space_id)
+    if community is None:
+        raise Conflict("The community no longer exists.")
+
+    async def record() -> None:
+        if (await svc.db.admins.roles(space_id)).get(user) is AdminRole.ADMIN:
+            await svc.db.admins.delete(space_id, user)
+
+    await run.step("record", record)
+    refused = await _power_everywhere(run, community)
+
+    async def leave_admins_room() -> None:
+        room = await svc.admins_room_of(space_id)
+        if room and await svc.gw.membership(room, user) in ("join", "invite"):
+            await svc.gw.kick(room, user, "No longer an admin")
+
+    await run.step("kick", leave_admins_room)
+    result = "ok" if not refused else f"refused in {', '.join(refused)}"
+    await run.step(
+        "audit", lambda: svc.audit(space_id, run.op.actor, "admin remove", user, "", result)
+    )
+    return f"{user} is no longer an admin of {community.name}.{_refusal_note(refused)}"
