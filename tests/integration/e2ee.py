@@ -30,12 +30,25 @@ class E2EEUser:
             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
         )
         self.notices: list[RoomMessageNotice] = []
+        self.notices_by_room: dict[str, list[str]] = {}  # room id → bodies, in order
         self.undecryptable: list[MegolmEvent] = []
         self.client.add_event_callback(self._on_notice, RoomMessageNotice)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_megolm, MegolmEvent)  # type: ignore[arg-type]
 
     async def _on_notice(self, room: Any, event: RoomMessageNotice) -> None:
         self.notices.append(event)
+        self.notices_by_room.setdefault(str(room.room_id), []).append(str(event.body))
+
+    async def notice_in(self, room_id: str, text: str, timeout: float = 40.0) -> str:
+        """The first notice in `room_id` that contains `text`, once it has arrived."""
+
+        def find() -> str | None:
+            return next((b for b in self.notices_by_room.get(room_id, []) if text in b), None)
+
+        await self.wait(lambda: find() is not None, f"a notice with {text!r} in {room_id}", timeout)
+        found = find()
+        assert found is not None
+        return found
 
     async def _on_megolm(self, room: Any, event: MegolmEvent) -> None:
         self.undecryptable.append(event)

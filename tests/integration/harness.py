@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -206,6 +207,60 @@ class Stack:
             if event["type"] == event_type and event.get("state_key") == key:
                 return dict(event["content"])
         return {}
+
+    async def synapse_admin(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A call to Synapse's admin API as the operator (a server admin)."""
+        assert self.admin is not None
+        url = f"{self.synapse.base_url}/_synapse/admin/{path}"
+        headers = {"Authorization": f"Bearer {self.admin.client.api.token}"}
+        async with self.http.request(method, url, json=body, headers=headers) as response:
+            result = await response.json()
+            assert response.status == 200, (path, result)
+        return dict(result)
+
+    async def bot_notices(self, user: User, room_id: str, limit: int = 50) -> list[str]:
+        """The bodies of the bot's latest messages in a room, oldest first."""
+        response = await user.client.get_messages(
+            RoomID(room_id), PaginationDirection.BACKWARD, limit=limit
+        )
+        bodies = [
+            str(event.content.serialize().get("body"))
+            for event in response.events
+            if event.sender == self.bot and event.type == EventType.ROOM_MESSAGE
+        ]
+        return list(reversed(bodies))
+
+    async def spawn_app(self) -> asyncio.subprocess.Process:
+        """The appservice as a process of its own (same config, database and port), so that
+        a test can kill it with SIGKILL; the in-process service is stopped first."""
+        await self.stop_app()
+        with (self.workdir / "appservice-process.log").open("ab") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "communities_appservice",
+                "-c",
+                str(self.config_path),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{self.as_port}/_communities/health"
+
+        async def healthy() -> bool:
+            if process.returncode is not None:
+                raise AssertionError(f"the appservice process exited ({process.returncode})")
+            try:
+                async with self.http.get(url) as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(healthy, "the appservice process to start", timeout=60)
+        return process
 
     async def room_state(self, room_id: str) -> list[dict[str, Any]]:
         """Every current state event of a room, through Synapse's admin API."""

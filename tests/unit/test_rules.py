@@ -562,3 +562,127 @@ def test_check_log_limit_refuses(value: str) -> None:
         rules.check_log_limit(value)
     assert "from 1 to 200" in caught.value.message
     assert "\n" not in caught.value.message
+
+
+def test_check_can_add_admin_after_the_limit_was_lowered_says_how_many_to_dismiss() -> None:
+    with pytest.raises(LimitReached) as caught:
+        rules.check_can_add_admin(_admins(22), ADMIN, 20)
+    assert "22 admins but the limit is now 20: dismiss 2" in caught.value.message
+
+
+@pytest.mark.parametrize(("count", "limit"), [(0, 20), (19, 20), (20, 20), (1, 1)])
+def test_admin_excess_none_within_the_limit(count: int, limit: int) -> None:
+    assert rules.admin_excess(count, limit) is None
+
+
+def test_admin_excess_names_both_numbers_and_that_nobody_was_dismissed() -> None:
+    text = rules.admin_excess(22, 20)
+    assert text is not None
+    assert "22 admins" in text and "limit is now 20" in text and "2 are dismissed" in text
+    assert "nobody was dismissed automatically" in text
+
+
+# --- create --groups ---------------------------------------------------------------------
+
+
+def test_check_group_names_trims_and_keeps_order() -> None:
+    assert rules.check_group_names([" Chat ", "Sports"], 100) == ["Chat", "Sports"]
+
+
+@pytest.mark.parametrize(
+    ("names", "limit", "error", "words"),
+    [
+        (["Chat", "chat"], 100, Invalid, ["twice"]),
+        (["A", "B", "C"], 2, LimitReached, ["3 groups", "limit is 2"]),
+        (["ok", " "], 100, Invalid, []),
+        (["x" * 101], 100, Invalid, ["100"]),
+    ],
+)
+def test_check_group_names_refuses(
+    names: list[str], limit: int, error: type[Exception], words: list[str]
+) -> None:
+    with pytest.raises(error) as caught:
+        rules.check_group_names(names, limit)
+    for word in words:
+        assert word in str(caught.value)
+
+
+# --- reconciliation ----------------------------------------------------------------------
+
+
+def _desired() -> dict[str, Any]:
+    return rules.power_levels(Role.ANNOUNCEMENTS, CREATOR, bot=BOT, admins=[OWNER])
+
+
+def test_power_drift_none_when_equal_and_extra_keys_are_ignored() -> None:
+    actual = {**_desired(), "historical": 100}
+    assert rules.power_drift(actual, _desired()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda p: p["users"].update({ADMIN: 100}), [f"{ADMIN}: 100 → unset"]),
+        (lambda p: p["users"].pop(OWNER), [f"{OWNER}: unset → 100"]),
+        (lambda p: p["events"].update({"m.space.child": 50}), ["m.space.child: 50 → 101"]),
+        (lambda p: p.update(events_default=0), ["events_default: 0 → 100"]),
+        (lambda p: p.pop("state_default"), ["state_default: unset → 100"]),
+    ],
+)
+def test_power_drift_names_each_difference(change: Any, expected: list[str]) -> None:
+    actual = _desired()
+    actual["users"] = dict(actual["users"])
+    actual["events"] = dict(actual["events"])
+    change(actual)
+    assert rules.power_drift(actual, _desired()) == expected
+
+
+def test_outranking_lists_users_at_or_above_the_bot() -> None:
+    power = {"users": {BOT: 100, OWNER: 100, ADMIN: 99, HELPER: "bogus"}}
+    assert rules.outranking(power, BOT, 100) == [OWNER]
+    assert rules.outranking({}, BOT, 100) == []
+
+
+SPACE_ID = "!space:example.org"
+
+
+@pytest.mark.parametrize(
+    ("actual", "desired", "drifts"),
+    [
+        ({"join_rule": "invite"}, {"join_rule": "invite"}, False),
+        ({"join_rule": "public"}, {"join_rule": "knock"}, True),
+        ({}, {"join_rule": "invite"}, True),
+        (
+            rules.join_rule_content("restricted", SPACE_ID),
+            rules.join_rule_content("restricted", SPACE_ID),
+            False,
+        ),
+        (
+            {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": "!x"}]},
+            rules.join_rule_content("restricted", SPACE_ID),
+            True,
+        ),
+        (
+            {"join_rule": "restricted", "allow": "junk"},
+            rules.join_rule_content("restricted", SPACE_ID),
+            True,
+        ),
+    ],
+)
+def test_join_rule_drifts(actual: dict[str, Any], desired: dict[str, Any], drifts: bool) -> None:
+    assert rules.join_rule_drifts(actual, desired) is drifts
+
+
+def test_admins_room_drift() -> None:
+    members = {
+        BOT: ("join", BOT),
+        OWNER: ("join", OWNER),
+        ADMIN: ("leave", ADMIN),  # left by themselves: their choice
+        HELPER: ("join", HELPER),  # not an admin
+        "@kicked:example.org": ("leave", "@mallory:example.org"),
+        "@invited:example.org": ("invite", BOT),
+    }
+    admins = [OWNER, ADMIN, "@kicked:example.org", "@new:example.org"]
+    invite, remove = rules.admins_room_drift(members, admins, BOT)
+    assert invite == ["@kicked:example.org", "@new:example.org"]
+    assert remove == [HELPER, "@invited:example.org"]
