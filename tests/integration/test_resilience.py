@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from mautrix.api import Method
-from mautrix.types import PaginationDirection, RoomID
+from mautrix.types import EventType, PaginationDirection, RoomID
 
 from communities_appservice.db import Tables, create_database
 from communities_appservice.rules import AdminRole
@@ -366,3 +366,43 @@ async def test_lowered_max_admins_refuses_promotions_and_reports(
         await eventually(healthy, "the community to be healthy again")
     finally:
         await stack.restart_app()
+
+
+async def test_what_the_bot_cannot_repair_is_reported_until_fixed(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Outranked")
+    dm = rooms["dm"]
+    other, mallory = await stack.user("other"), await stack.user("mallory")
+    old = str(await other.client.create_room(room_version="11", invitees=[stack.bot]))  # type: ignore[list-item]
+    power = await other.state(old, "m.room.power_levels")
+    power["users"] = {stack.bot: 100, other.user_id: 50}
+    await other.client.send_state_event(old, EventType.ROOM_POWER_LEVELS, power)  # type: ignore[arg-type]
+    assert "as a group" in (await owner.command(dm, f"group add {old}"))["body"]
+
+    # In an adopted room the bot holds 100, not a creator's infinite power: a server admin
+    # raising Mallory to the bot's own level (and inviting her) leaves the bot unable to
+    # lower her.
+    await stack.synapse_admin(
+        "POST", f"v1/rooms/{old}/make_room_admin", {"user_id": mallory.user_id}
+    )
+    await mallory.join(old)
+
+    async def degraded() -> str | None:
+        body = str((await owner.command(dm, "info"))["body"])
+        return body if "Degraded" in body else None
+
+    info = await eventually(degraded, "info to show the community as degraded")
+    assert mallory.user_id in info and "lower their own level below 100" in info, info
+    assert stack.app is not None
+    entries = await stack.app.tables.audit.recent(rooms["space"], 5)
+    assert any(e.action == "problem" and mallory.user_id in e.detail for e in entries), entries
+
+    # Mallory steps down; the bot repairs the rest and the community is healthy again.
+    power = await mallory.state(old, "m.room.power_levels")
+    power["users"][mallory.user_id] = 0
+    await mallory.client.send_state_event(old, EventType.ROOM_POWER_LEVELS, power)  # type: ignore[arg-type]
+
+    async def healthy() -> bool:
+        return "Degraded" not in (await owner.command(dm, "info"))["body"]
+
+    await eventually(healthy, "the problem to be resolved")
+    assert (await power_of(stack, old)) == {stack.bot: 100, owner.user_id: 99}
