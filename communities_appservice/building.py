@@ -419,10 +419,8 @@ async def _undo_group_add(run: Run, reason: str) -> str:
 @operation("group add", undo=_undo_group_add)
 async def _group_add(run: Run) -> str:
     svc, p = run.svc, run.params
-    space_id, room_id = run.op.space_id, str(p["room_id"])
-    community = await svc.db.communities.get(space_id)
-    if community is None:
-        raise Conflict("The community no longer exists.")
+    community = await run.community()
+    space_id, room_id = community.space_id, str(p["room_id"])
     access = GroupAccess(p["access"])
     position = await run.step("position", lambda: svc.db.rooms.next_position(space_id))
     await run.step(

@@ -39,8 +39,9 @@ import aiohttp
 from mautrix.errors import MatrixConnectionError
 
 from .db import now_ms
+from .db.community import Community
 from .db.operation import Operation
-from .errors import UserError
+from .errors import Conflict, UserError
 from .matrix.gateway import MatrixError
 
 if TYPE_CHECKING:
@@ -178,6 +179,13 @@ class Run:
         for key in self.rooms():
             with contextlib.suppress(MatrixError):
                 await self.svc.gw.delete_alias(self.tag(key))
+
+    async def community(self) -> Community:
+        """The operation's community, which must still exist for it to go on."""
+        community = await self.svc.db.communities.get(self.op.space_id)
+        if community is None:
+            raise Conflict("The community no longer exists.")
+        return community
 
     async def set_space(self, space_id: str) -> None:
         if self.op.space_id != space_id:

@@ -201,8 +201,7 @@ class Reconciler:
                     f"{self.svc.bot} to {room.room_id} again, or remove the group."
                 )
                 return None
-            findings.repairs.append(f"{room.name}: the bot had been removed; it rejoined")
-            await self._audit(room, "rejoined")
+            await self._repaired(room, findings, "the bot had been removed; it rejoined")
         return {(str(e["type"]), str(e.get("state_key", ""))): e for e in events}
 
     async def _power(
@@ -229,9 +228,7 @@ class Reconciler:
                 )
                 return
         await svc.gw.send_state(room.room_id, "m.room.power_levels", {**actual, **desired})
-        what = f"{room.name}: power levels ({'; '.join(drift)})"
-        findings.repairs.append(what)
-        await self._audit(room, f"power levels: {'; '.join(drift)}")
+        await self._repaired(room, findings, f"power levels ({'; '.join(drift)})")
 
     def _desired_join_rule(self, community: Community, room: CommunityRoom) -> dict[str, Any]:
         space_id = community.space_id
@@ -282,8 +279,7 @@ class Reconciler:
             fixes.extend(self._children(rooms, state))
         for event_type, body, key, what in fixes:
             await svc.gw.send_state(room.room_id, event_type, body, key)
-            findings.repairs.append(f"{room.name}: {what}")
-            await self._audit(room, what)
+            await self._repaired(room, findings, what)
 
     def _children(
         self, rooms: list[CommunityRoom], state: dict[tuple[str, str], dict[str, Any]]
@@ -339,16 +335,16 @@ class Reconciler:
             if members.get(user, ("", ""))[0] == "ban":
                 continue
             await svc.gw.invite(room.room_id, user, reason="You are an admin of the community")
-            findings.repairs.append(f"{room.name}: invited the admin {user}")
-            await self._audit(room, f"invited the admin {user}")
+            await self._repaired(room, findings, f"invited the admin {user}")
         for user in remove:
             await svc.gw.kick(room.room_id, user, "Only the community's admins belong here")
-            findings.repairs.append(f"{room.name}: removed {user}, who is not an admin")
-            await self._audit(room, f"removed {user}, not an admin")
+            await self._repaired(room, findings, f"removed {user}, who is not an admin")
 
     # --- reporting ----------------------------------------------------------------------------
 
-    async def _audit(self, room: CommunityRoom, what: str) -> None:
+    async def _repaired(self, room: CommunityRoom, findings: Findings, what: str) -> None:
+        """One repair: in the audit log now, in the admins room's notice after the pass."""
+        findings.repairs.append(f"{room.name}: {what}")
         await self.svc.audit(room.space_id, self.svc.bot, "repair", room.room_id, what)
 
     async def _report(

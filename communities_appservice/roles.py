@@ -142,10 +142,8 @@ def _refusal_note(refused: list[str]) -> str:
 @operation("admin add")
 async def _admin_add(run: Run) -> str:
     svc, user = run.svc, str(run.params["user"])
-    space_id = run.op.space_id
-    community = await svc.db.communities.get(space_id)
-    if community is None:
-        raise Conflict("The community no longer exists.")
+    community = await run.community()
+    space_id = community.space_id
 
     async def record() -> None:
         if user not in await svc.db.admins.roles(space_id):
@@ -170,10 +168,8 @@ async def _admin_add(run: Run) -> str:
 @operation("admin remove")
 async def _admin_remove(run: Run) -> str:
     svc, user = run.svc, str(run.params["user"])
-    space_id = run.op.space_id
-    community = await svc.db.communities.get(space_id)
-    if community is None:
-        raise Conflict("The community no longer exists.")
+    community = await run.community()
+    space_id = community.space_id
 
     async def record() -> None:
         if (await svc.db.admins.roles(space_id)).get(user) is AdminRole.ADMIN:

@@ -8,7 +8,8 @@ import json
 import os
 import secrets
 import signal
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pytest
 from mautrix.api import Method
@@ -43,6 +44,56 @@ def groups_recorded(steps: set[str]) -> int:
     return sum(1 for s in steps if s.startswith("record group "))
 
 
+class Sender(Protocol):
+    async def send(self, room_id: str, text: str) -> str: ...
+
+
+async def create_then_kill(
+    stack: Stack,
+    owner: Sender,
+    dm: str,
+    name: str,
+    groups: int,
+    reached: Callable[[set[str]], bool],
+) -> tuple[str, int, set[str]]:
+    """`create` with `groups` groups in a service process, SIGKILLed as soon as the operation's
+    finished steps satisfy `reached`; the command's event id, the operation and its steps."""
+    names = ",".join(f"{name} G{i}" for i in range(groups))
+    process = await stack.spawn_app()
+    observer = create_database(stack.database)
+    await observer.start()
+    try:
+        event_id = await owner.send(dm, f'!community create "{name}" --groups "{names}"')
+
+        async def at_point() -> bool:
+            found = await op_steps(Tables(observer), name)
+            return found is not None and reached(found[1])
+
+        await eventually(at_point, "create to reach the point of the kill", timeout=60)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        found = await op_steps(Tables(observer), name)
+        assert found is not None
+        return event_id, found[0], found[1]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await observer.stop()
+
+
+async def op_state(stack: Stack, op_id: int, state: str) -> None:
+    """Wait until the restarted service has brought the operation to `state`."""
+    assert stack.app is not None
+    tables = stack.app.tables
+
+    async def reached() -> bool:
+        op = await tables.operations.get(op_id)
+        return op is not None and op.state == state
+
+    await eventually(reached, f"operation {op_id} to be {state}", timeout=60)
+
+
 KILL_POINTS = {
     "after the space": lambda steps: "record space" in steps,
     "after half the groups": lambda steps: groups_recorded(steps) >= GROUPS // 2,
@@ -57,40 +108,15 @@ async def test_kill_9_during_create_then_restart_finishes_it(
     owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
     dm = await owner.encrypted_dm(stack.bot)
     name = f"Crash {secrets.token_hex(3)}"
-    groups = ",".join(f"{name} G{i}" for i in range(GROUPS))
-    process = await stack.spawn_app()
-    observer = create_database(stack.database)
-    await observer.start()
-    try:
-        event_id = await owner.send(dm, f'!community create "{name}" --groups "{groups}"')
-        reached = KILL_POINTS[point]
-
-        async def at_point() -> bool:
-            found = await op_steps(Tables(observer), name)
-            return found is not None and reached(found[1])
-
-        await eventually(at_point, f"create to reach {point}", timeout=60)
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-        found = await op_steps(Tables(observer), name)
-        assert found is not None
-        op_id, steps_at_kill = found
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await observer.stop()
+    event_id, op_id, steps_at_kill = await create_then_kill(
+        stack, owner, dm, name, GROUPS, KILL_POINTS[point]
+    )
     assert "activate" not in steps_at_kill, "killed too late to test anything"
 
     await stack.start_app()
+    await op_state(stack, op_id, "done")
     assert stack.app is not None
     tables = stack.app.tables
-
-    async def finished() -> bool:
-        op = await tables.operations.get(op_id)
-        return op is not None and op.state == "done"
-
-    await eventually(finished, "the interrupted create to finish", timeout=60)
     op = await tables.operations.get(op_id)
     assert op is not None
     community = await tables.communities.get(op.space_id)
@@ -123,28 +149,9 @@ async def test_create_is_undone_when_its_space_was_deleted_meanwhile(stack: Stac
     owner = await stack.user("owner")
     dm = await owner.dm_bot()
     name = f"Doomed {secrets.token_hex(3)}"
-    groups = ",".join(f"{name} G{i}" for i in range(3))
-    process = await stack.spawn_app()
-    observer = create_database(stack.database)
-    await observer.start()
-    try:
-        event_id = await owner.send(dm, f'!community create "{name}" --groups "{groups}"')
-
-        async def space_made() -> bool:
-            found = await op_steps(Tables(observer), name)
-            return found is not None and "record space" in found[1]
-
-        await eventually(space_made, "the space to be made", timeout=60)
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-        found = await op_steps(Tables(observer), name)
-        assert found is not None
-        op_id = found[0]
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await observer.stop()
+    event_id, op_id, _ = await create_then_kill(
+        stack, owner, dm, name, 3, lambda steps: "record space" in steps
+    )
 
     # While the service is down, a server admin deletes the new space.
     [space] = [r["room_id"] for r in await rooms_named(stack, name) if r["room_type"] == "m.space"]
@@ -157,14 +164,9 @@ async def test_create_is_undone_when_its_space_was_deleted_meanwhile(stack: Stac
     await eventually(deleted, "Synapse to delete the space")
 
     await stack.start_app()
+    await op_state(stack, op_id, "undone")
     assert stack.app is not None
     tables = stack.app.tables
-
-    async def undone() -> bool:
-        op = await tables.operations.get(op_id)
-        return op is not None and op.state == "undone"
-
-    await eventually(undone, "the interrupted create to be undone", timeout=60)
     reply = await stack.reply_to(owner, dm, event_id)
     assert f"Could not create the community {name}" in reply["body"], reply
     assert "nothing is left of it" in reply["body"], reply
