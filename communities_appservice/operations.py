@@ -155,7 +155,8 @@ class Run:
 
         async def create() -> str:
             alias = self.tag(key)
-            existing = await self.svc.gw.resolve_alias(alias)
+            # Only an earlier attempt can have made the room (`attempts` counts those).
+            existing = await self.svc.gw.resolve_alias(alias) if self.op.attempts else None
             if existing:
                 log.info("operation %d: found room %s made before a restart", self.op.id, key)
                 return existing
@@ -176,9 +177,14 @@ class Run:
 
     async def release_tags(self) -> None:
         """Remove the temporary aliases of the rooms this operation made."""
-        for key in self.rooms():
+
+        from .service import bounded  # service builds on this module
+
+        async def release(key: str) -> None:
             with contextlib.suppress(MatrixError):
                 await self.svc.gw.delete_alias(self.tag(key))
+
+        await bounded(release(key) for key in self.rooms())
 
     async def community(self) -> Community:
         """The operation's community, which must still exist for it to go on."""
