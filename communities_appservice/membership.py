@@ -15,6 +15,7 @@ from typing import Any
 
 from .db import now_ms
 from .db.community import Community
+from .db.room import CommunityRoom
 from .joining import JoinRequests
 from .matrix.gateway import MatrixError
 from .rules import Permission, Role
@@ -55,6 +56,8 @@ class Membership:
             await self._joined(community, Role(room.role), user)
         elif new in ("leave", "ban") and prev == "join" and room.role == Role.SPACE:
             await self._left_space(community, user)
+        elif new in ("leave", "ban") and prev == "join" and room.role == Role.GROUP:
+            await self._left_group(community, room, user)
 
     async def _bot_invited(self, room_id: str, inviter: str) -> None:
         known = await self.svc.db.rooms.get(room_id)
@@ -91,6 +94,15 @@ class Membership:
             # They joined by themselves (a restricted room) between our look and the invite.
             if await self.svc.gw.membership(room.room_id, user) not in PRESENT:
                 raise
+
+    async def _left_group(self, community: Community, room: CommunityRoom, user: str) -> None:
+        """A group admin who leaves the group stops being its admin, as in WhatsApp."""
+        svc = self.svc
+        if not await svc.is_group_admin(room.room_id, user):
+            return
+        await svc.db.group_admins.remove(room.room_id, user)
+        await svc.apply_room_power(community, room)
+        await svc.audit(community.space_id, user, "group admin left", user, room.name)
 
     async def _left_space(self, community: Community, user: str) -> None:
         svc = self.svc

@@ -186,13 +186,13 @@ class Reconciler:
         the join rule lets it, else the room is a problem."""
         gw = self.svc.gw
         try:
-            events = await gw.room_state(room.room_id)
+            events = await self._watched_state(room)
         except MatrixError as e:
             if is_transient(e) or e.status != 403:
                 raise
             try:
                 await gw.join(room.room_id, reason="Rejoining to keep the community's rules")
-                events = await gw.room_state(room.room_id)
+                events = await self._watched_state(room)
             except MatrixError as e2:
                 if is_transient(e2):
                     raise
@@ -203,6 +203,36 @@ class Reconciler:
                 return None
             await self._repaired(room, findings, "the bot had been removed; it rejoined")
         return {(str(e["type"]), str(e.get("state_key", ""))): e for e in events}
+
+    async def _watched_state(self, room: CommunityRoom) -> list[dict[str, Any]]:
+        """The state events reconciliation compares, without the member list of a big room.
+
+        The admins room is small and its members matter: its whole state. Elsewhere one
+        request per watched event, and for the space its links as the space hierarchy lists
+        them (the whole state of a space is every member's event)."""
+        gw = self.svc.gw
+        if room.role == Role.ADMINS:
+            return await gw.room_state(room.room_id)
+        wanted = [
+            ("m.room.power_levels", ""),
+            ("m.room.join_rules", ""),
+            (rules.MARKER_EVENT, ""),
+        ]
+        if room.role == Role.SPACE:
+            events = [
+                {"type": "m.space.child", "state_key": child, "content": content}
+                for child, content in (await gw.space_children(room.room_id)).items()
+            ]
+        else:
+            wanted += [("m.room.encryption", ""), ("m.space.parent", room.space_id)]
+            events = []
+        contents = await bounded(gw.get_state(room.room_id, t, k) for t, k in wanted)
+        events += [
+            {"type": t, "state_key": k, "content": c}
+            for (t, k), c in zip(wanted, contents, strict=True)
+            if c is not None
+        ]
+        return events
 
     async def _power(
         self,

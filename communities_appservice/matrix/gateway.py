@@ -58,6 +58,7 @@ class Gateway(Protocol):
     async def joined_members(self, room_id: str) -> set[str]: ...
     async def members(self, room_id: str) -> dict[str, str]: ...
     async def room_state(self, room_id: str) -> list[dict[str, Any]]: ...
+    async def space_children(self, space_id: str) -> dict[str, dict[str, Any]]: ...
     async def membership(self, room_id: str, user_id: str) -> str | None: ...
     async def resolve_alias(self, alias: str) -> str | None: ...
     async def create_alias(self, alias: str, room_id: str) -> None: ...
@@ -225,6 +226,25 @@ class MatrixGateway:
         """The room's whole current state, as events."""
         result = await self._request(Method.GET, Path.v3.rooms[room_id].state)
         return list(result["chunk"])
+
+    async def space_children(self, space_id: str) -> dict[str, dict[str, Any]]:
+        """The space's linked children (`m.space.child` with a `via`): room id → content.
+
+        From the space hierarchy's first page, whose first entry is the space itself with
+        every link in `children_state`; no member events come along."""
+        result = await self._request(
+            Method.GET,
+            Path.v1.rooms[space_id].hierarchy,
+            query={"max_depth": "0", "limit": "1"},
+        )
+        rooms = result.get("rooms") or []
+        if not rooms or rooms[0].get("room_id") != space_id:
+            return {}
+        return {
+            str(e["state_key"]): dict(e.get("content") or {})
+            for e in rooms[0].get("children_state") or []
+            if e.get("type") == "m.space.child" and (e.get("content") or {}).get("via")
+        }
 
     async def membership(self, room_id: str, user_id: str) -> str | None:
         content = await self.get_state(room_id, "m.room.member", user_id)

@@ -197,3 +197,25 @@ async def test_commands_in_a_group_room_apply_to_that_group(stack: Stack) -> Non
     # Typed in a room of the community that is not a group, the command asks which group.
     reply = await owner.command(rooms["space"], f"group admin add {erin.user_id}")
     assert "Which group?" in reply["body"], reply
+
+
+async def test_a_group_admin_who_leaves_the_group_is_its_admin_no_more(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Leavers")
+    space, dm = rooms["space"], rooms["dm"]
+    assert "Created group" in (await owner.command(dm, "group create Chat"))["body"]
+    assert stack.app is not None
+    [chat] = [g.room_id for g in await stack.app.tables.rooms.of_community(space, "group")]
+    bob = await stack.user("bob")
+    await bob.join(space)
+    await bob.join(chat)
+    reply = await owner.command(dm, f"group admin add {bob.user_id} --group Chat")
+    assert "is now an admin of the group Chat" in reply["body"], reply
+
+    await bob.client.leave_room(chat)  # type: ignore[arg-type]
+
+    async def dropped() -> bool:
+        return bob.user_id not in await power_users(owner, chat)
+
+    await eventually(dropped, "the group admin's level to go with them")
+    assert await stack.app.tables.group_admins.of_room(chat) == []
+    assert (await actions(stack, space))[-1] == "group admin left"
