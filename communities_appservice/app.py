@@ -11,6 +11,7 @@ import aiohttp
 # Their operations must be registered before interrupted ones are resumed.
 from . import building, moderation, roles  # noqa: F401
 from .commands import Dispatcher
+from .commands.framework import say
 from .config import Config
 from .db import Tables, create_database
 from .logs import silence_bodies
@@ -24,6 +25,10 @@ from .service import Service
 
 log = logging.getLogger("communities.app")
 TRACKED_STATE = ("m.room.member", "m.room.encryption")
+INTERRUPTED = say(
+    "⚠️ The service restarted while it was handling this command, so it may not be done. "
+    "Check (for example with <code>info</code> or <code>log</code>) and send it again if not."
+)
 
 
 class App:
@@ -32,7 +37,7 @@ class App:
         self.config = config
         self.db = create_database(config.appservice.database)
         self.tables = Tables(self.db)
-        self.router = Router(self.tables, self.handle_event)
+        self.router = Router(self.tables, self.handle_event, self.handle_interrupted)
         self.server = AppserviceServer(config.appservice.hs_token, self.router, config.bot_mxid)
         self._session: aiohttp.ClientSession | None = None
         self.gateway: MatrixGateway | None = None
@@ -120,6 +125,22 @@ class App:
         incoming = self.dispatcher.parse_incoming(event)
         if incoming is not None:
             await self.dispatcher.handle(incoming)
+
+    async def handle_interrupted(self, event: dict[str, Any]) -> None:
+        """A command the previous run was handling when it died: an operation it started
+        reports by itself when finished; otherwise the sender learns it may not be done."""
+        assert self.dispatcher is not None and self.service is not None
+        if event.get("type") == "m.room.encrypted":
+            if self.crypto is None:
+                return
+            try:
+                event = await self.crypto.decrypt(event)
+            except CannotDecrypt:
+                return
+        incoming = self.dispatcher.parse_incoming(event)
+        if incoming is None or await self.tables.operations.for_event(incoming.event_id):
+            return
+        await self.dispatcher.send_reply(incoming, INTERRUPTED)
 
     async def _decrypt(self, event: dict[str, Any]) -> dict[str, Any] | None:
         assert self.service is not None

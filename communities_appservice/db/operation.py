@@ -76,6 +76,13 @@ class OperationTable:
         row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM operation WHERE id=$1", op_id)
         return Operation.from_row(row) if row else None
 
+    async def for_event(self, event_id: str) -> Operation | None:
+        """The operation a command started (its event id is the operation's origin)."""
+        row = await self.db.fetchrow(
+            f"SELECT {_COLUMNS} FROM operation WHERE event_id=$1 ORDER BY id LIMIT 1", event_id
+        )
+        return Operation.from_row(row) if row else None
+
     async def running(self) -> list[Operation]:
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM operation WHERE state IN ('running', 'undoing') ORDER BY id"

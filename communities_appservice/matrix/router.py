@@ -5,6 +5,10 @@ inbox before the homeserver gets its 200. A worker per room then handles them in
 order; rooms proceed in parallel. Before an event's side effects run, its id is claimed in the
 database, so the same event delivered again (in a new transaction, or after a restart) does
 nothing. One event that fails is logged with a reference number and never blocks the rest.
+
+An event still in the inbox at start-up whose id is already claimed was being handled when
+the previous run died: it is not run again (its side effects may be half done), but handed
+to `interrupted`, which tells the person who sent it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Router:
-    def __init__(self, tables: Tables, handler: Handler) -> None:
+    def __init__(
+        self, tables: Tables, handler: Handler, interrupted: Handler | None = None
+    ) -> None:
         self.db = tables
         self.handler = handler
+        self.interrupted = interrupted
+        self._resumed: set[int] = set()  # inbox rows left by a previous run
         self._queues: dict[str, list[InboxItem]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
@@ -44,6 +52,7 @@ class Router:
         pending = await self.db.inbox.pending()
         if pending:
             log.info("resuming %d events left in the inbox", len(pending))
+        self._resumed.update(item.seq for item in pending)
         self.schedule(pending)
 
     def schedule(self, items: list[InboxItem]) -> None:
@@ -67,10 +76,15 @@ class Router:
 
     async def _handle(self, item: InboxItem) -> None:
         event_id = str(item.event.get("event_id"))
+        left_by_a_crash = item.seq in self._resumed
+        self._resumed.discard(item.seq)
         try:
             if await self.db.dedupe.claim_event(event_id, now_ms()):
                 log.debug("handling %s %s in %s", item.event.get("type"), event_id, item.room_id)
                 await self.handler(item.event)
+            elif left_by_a_crash and self.interrupted is not None:
+                log.info("%s was being handled when the service stopped", event_id)
+                await self.interrupted(item.event)
         except Exception:
             ref = secrets.token_hex(4)
             log.exception("event %s in %s failed (ref %s)", event_id, item.room_id, ref)

@@ -408,3 +408,35 @@ async def test_what_the_bot_cannot_repair_is_reported_until_fixed(stack: Stack) 
 
     await eventually(healthy, "the problem to be resolved")
     assert (await power_of(stack, old)) == {stack.bot: 100, owner.user_id: 99}
+
+
+async def test_a_command_a_crash_cut_short_gets_a_notice_after_the_restart(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Cut short")
+    dm = rooms["dm"]
+    rename = await owner.send(dm, "!community rename Cut short again")
+    create = await owner.send(dm, "!community group create Chat")
+    for event_id in (rename, create):
+        await stack.reply_to(owner, dm, event_id)
+    raws = [
+        await owner.client.api.request(Method.GET, f"/_matrix/client/v3/rooms/{dm}/event/{e}")
+        for e in (rename, create)
+    ]
+    # As if the service had died while handling both: claimed, still in the inbox.
+    await stack.stop_app()
+    observer = create_database(stack.database)
+    await observer.start()
+    try:
+        await Tables(observer).inbox.accept(f"cut-{secrets.token_hex(4)}", raws, 1)
+    finally:
+        await observer.stop()
+    await stack.start_app()
+
+    async def warned() -> bool:
+        return any("may not be done" in b for b in await stack.bot_notices(owner, dm))
+
+    await eventually(warned, "the notice about the interrupted command")
+    await stack.idle()
+    notices = await stack.bot_notices(owner, dm)
+    assert sum("may not be done" in b for b in notices) == 1, notices  # not for the operation
+    assert await replies_to(stack, owner, dm, rename) == 2
+    assert await replies_to(stack, owner, dm, create) == 1

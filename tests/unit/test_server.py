@@ -51,6 +51,7 @@ class Service:
     router: Router
     client: TestClient[Any, Any]
     handled: Recorder
+    interrupted: Recorder
 
     async def put(self, txn_id: str, events: list[dict[str, Any]]) -> int:
         response = await self.client.put(TXN.format(txn_id), json={"events": events}, headers=AUTH)
@@ -67,15 +68,15 @@ class Service:
 async def _start(path: Path, *, ready: bool = True) -> Service:
     db = create_database(f"sqlite:{path}")
     await db.start()
-    handled = Recorder()
-    router = Router(Tables(db), handled)
+    handled, interrupted = Recorder(), Recorder()
+    router = Router(Tables(db), handled, interrupted)
     server = AppserviceServer(HS_TOKEN, router, BOT)
     client = TestClient(TestServer(server.app, host="127.0.0.1"))
     await client.start_server()
     if ready:  # as App.start does once the service can handle events
         server.ready.set()
         await router.resume()
-    return Service(db, server, router, client, handled)
+    return Service(db, server, router, client, handled, interrupted)
 
 
 @pytest.fixture
@@ -319,6 +320,29 @@ async def test_restart_resumes_what_was_accepted_but_not_handled(tmp_path: Path)
         assert restarted.handled.ids == ["$a", "$b"]
         assert await restarted.put("t1", [_event("$a")]) == 200
         assert restarted.handled.ids == ["$a", "$b"]
+    finally:
+        await restarted.close()
+
+
+async def test_an_event_a_crash_interrupted_is_reported_not_run_again(tmp_path: Path) -> None:
+    path = tmp_path / "communities.db"
+    db = create_database(f"sqlite:{path}")
+    await db.start()
+    try:  # $a was being handled (claimed, still in the inbox) when the process died
+        tables = Tables(db)
+        await tables.inbox.accept("t1", [_event("$a"), _event("$b")], 1)
+        await tables.dedupe.claim_event("$a", 2)
+    finally:
+        await db.stop()
+
+    restarted = await _start(path)
+    try:
+        await restarted.router.wait_idle()
+        assert restarted.handled.ids == ["$b"]
+        assert restarted.interrupted.ids == ["$a"]
+        # Delivered again later, it is a plain duplicate: neither run nor reported.
+        assert await restarted.put("t2", [_event("$a")]) == 200
+        assert restarted.handled.ids == ["$b"] and restarted.interrupted.ids == ["$a"]
     finally:
         await restarted.close()
 
