@@ -270,8 +270,11 @@ class Operations:
             self._retrying.pop(op_id, None)
 
     async def _attempt(self, op: Operation, *, resumed: bool) -> Run:
-        kind = KINDS[op.kind]
         table = self.svc.db.operations
+        kind = KINDS.get(op.kind)
+        if kind is None:  # recorded by a version of the service that knew this kind
+            await table.finish(op.id, "failed", f"unknown kind {op.kind}", now_ms())
+            raise ValueError(f"operation {op.id}: unknown kind {op.kind!r}")
         await table.attempt(op.id, now_ms())
         run = Run(self, op, await table.steps(op.id))
         async with self.lock(op.space_id or f"operation {op.id}"):
@@ -285,9 +288,7 @@ class Operations:
                         raise
                     reason = (e.message if isinstance(e, UserError) else _brief(e)).rstrip(".")
                     if kind.undo is None:
-                        log.exception("operation %d (%s) failed", op.id, op.kind)
-                        await table.finish(op.id, "failed", reason, now_ms())
-                        await self._report(op, f"Could not finish: {reason}.")
+                        await self._fail(op, reason, resumed, f"Could not finish: {reason}.")
                         raise
                     log.warning("operation %d (%s) refused: %s; undoing", op.id, op.kind, reason)
                     await table.finish(op.id, "undoing", reason, now_ms())
@@ -298,12 +299,30 @@ class Operations:
                         await self._report(op, f"Finished after an interruption: {outcome}")
                     return run
             assert kind.undo is not None
-            text = await kind.undo(run, reason)
+            try:
+                text = await kind.undo(run, reason)
+            except Exception as e:
+                if not is_transient(e):
+                    await self._fail(
+                        op,
+                        f"{reason}; undoing it failed too ({_brief(e)})",
+                        True,
+                        f"Could not finish, nor undo all of it: {reason}. An admin should "
+                        "check the community (`info`).",
+                    )
+                raise
             await table.finish(op.id, "undone", text, now_ms())
             log.info("operation %d (%s) undone", op.id, op.kind)
             if resumed:
                 await self._report(op, text)
             raise Undone(text)
+
+    async def _fail(self, op: Operation, reason: str, report: bool, text: str) -> None:
+        """An operation that can neither finish nor be undone: over, logged, reported."""
+        log.error("operation %d (%s) failed: %s", op.id, op.kind, reason)
+        await self.svc.db.operations.finish(op.id, "failed", reason, now_ms())
+        if report:
+            await self._report(op, text)
 
     async def _report(self, op: Operation, text: str) -> None:
         """Tell the person who asked (where they asked) and the community's admins room."""

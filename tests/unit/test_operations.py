@@ -45,6 +45,17 @@ async def _undo(run: Run, reason: str) -> str:
     return f"Undone: {reason}."
 
 
+async def _broken_undo(run: Run, reason: str) -> str:
+    CALLS.append("undo")
+    raise MatrixError("M_FORBIDDEN", "no", 403)
+
+
+@operation("test broken undo", undo=_broken_undo)
+async def _refused(run: Run) -> str:
+    await _step(run, "one")
+    raise MatrixError("M_FORBIDDEN", "no", 403)
+
+
 @operation("test three steps", undo=_undo)
 async def _three(run: Run) -> str:
     for key in ("one", "two", "three"):
@@ -184,3 +195,22 @@ async def test_steps_results_survive_as_json(svc: Standin) -> None:
     assert await perform(run) == ["!a", "!b"]
     again = Run(svc.ops, op, await svc.db.operations.steps(op.id))
     assert await again.keep("rooms", ["!other"]) == ["!a", "!b"]
+
+
+async def test_an_undo_that_fails_ends_the_operation_as_failed(svc: Standin) -> None:
+    with pytest.raises(MatrixError):
+        await svc.ops.run("test broken undo", "@a:x", {})
+    op = await svc.db.operations.get(1)
+    assert op is not None and op.state == "failed" and "undoing it failed too" in op.outcome
+    assert await svc.db.operations.running() == []  # nothing left to block the community
+
+
+async def test_an_operation_of_an_unknown_kind_is_failed_on_resume(svc: Standin) -> None:
+    op = await svc.db.operations.add("test retired kind", "", "@a:x", {}, ("", "", ""), 1)
+    await svc.ops.resume()
+
+    async def failed() -> None:
+        while (got := await svc.db.operations.get(op.id)) is None or got.state != "failed":
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(failed(), 5)
