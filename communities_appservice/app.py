@@ -20,6 +20,7 @@ from .matrix.gateway import MatrixError, MatrixGateway
 from .matrix.router import Router
 from .matrix.server import AppserviceServer
 from .membership import Membership, is_membership
+from .operations import UNFINISHED
 from .reconcile import Reconciler
 from .service import Service
 
@@ -66,9 +67,10 @@ class App:
         await self._register_bot()
         if self.config.encryption.enabled:
             await self._start_crypto()
+        # Unfinished operations are taken up before any new command can start one.
+        await self.service.ops.resume()
         self.server.ready.set()
         await self.router.resume()
-        await self.service.ops.resume()
         self.reconciler.start()
         try:
             await self.gateway.ping(self.config.appservice.id)
@@ -138,9 +140,13 @@ class App:
             except CannotDecrypt:
                 return
         incoming = self.dispatcher.parse_incoming(event)
-        if incoming is None or await self.tables.operations.for_event(incoming.event_id):
+        if incoming is None:
             return
-        await self.dispatcher.send_reply(incoming, INTERRUPTED)
+        op = await self.tables.operations.for_event(incoming.event_id)
+        if op is None:
+            await self.dispatcher.send_reply(incoming, INTERRUPTED)
+        elif op.state not in UNFINISHED:  # over, but its answer may never have been sent
+            await self.dispatcher.send_reply(incoming, say("{}", op.outcome))
 
     async def _decrypt(self, event: dict[str, Any]) -> dict[str, Any] | None:
         assert self.service is not None

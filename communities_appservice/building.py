@@ -68,19 +68,26 @@ class Building:
         topic: str,
         access: GroupAccess,
         origin: Origin = NOWHERE,
+        suggestion: int | None = None,
     ) -> CommunityRoom:
+        """A new group; `suggestion`: the member's suggestion it comes from, if any."""
         svc = self.svc
         name = rules.check_name(name, "group name")
         topic = rules.check_text(topic, "topic")
         await self._check_group_room(community)
-        params = {"name": name, "topic": topic, "access": str(access)}
+        params = {"name": name, "topic": topic, "access": str(access), "suggestion": suggestion}
         run = await svc.ops.run("group create", sender, params, origin, community.space_id)
         room = await svc.db.rooms.get(run.rooms()["group"])
         assert room is not None
         return room
 
     async def adopt_group(
-        self, community: Community, sender: str, ref: str, origin: Origin = NOWHERE
+        self,
+        community: Community,
+        sender: str,
+        ref: str,
+        origin: Origin = NOWHERE,
+        suggestion: int | None = None,
     ) -> CommunityRoom:
         """Take an existing room in as a group, if the bot can hold the top power there."""
         svc = self.svc
@@ -96,15 +103,19 @@ class Building:
             ) from None
         await self._check_adoptable(room_id)
         name = (await svc.gw.get_state(room_id, "m.room.name") or {}).get("name") or room_id
-        join_rule = (await svc.gw.get_state(room_id, "m.room.join_rules") or {}).get(
-            "join_rule", "invite"
-        )
+        # As the room is now: what an undone adoption puts back.
+        before = {
+            event_type: await svc.gw.get_state(room_id, event_type) or {}
+            for event_type in ("m.room.join_rules", "m.room.power_levels")
+        }
+        join_rule = before["m.room.join_rules"].get("join_rule", "invite")
         access = rules.group_access_from_join_rule(str(join_rule))
         params = {
             "room_id": room_id,
             "name": str(name)[: rules.MAX_NAME],
             "access": str(access),
-            "join_rule": str(join_rule),
+            "before": before,
+            "suggestion": suggestion,
         }
         await svc.ops.run("group add", sender, params, origin, community.space_id)
         room = await svc.db.rooms.get(room_id)
@@ -120,8 +131,7 @@ class Building:
         return group
 
     async def _check_group_room(self, community: Community) -> None:
-        groups = await self.svc.db.rooms.of_community(community.space_id, str(Role.GROUP))
-        rules.check_can_add_group(len(groups), self.svc.config.communities.max_groups)
+        await check_group_room(self.svc, community.space_id)
 
     async def _check_adoptable(self, room_id: str) -> None:
         svc = self.svc
@@ -137,6 +147,26 @@ class Building:
         if problems:
             await svc.gw.leave(room_id, reason="Cannot adopt this room")
             raise Forbidden("The bot cannot take charge of that room: " + "; ".join(problems) + ".")
+
+
+async def check_group_room(svc: Service, space_id: str) -> None:
+    groups = await svc.db.rooms.of_community(space_id, str(Role.GROUP))
+    rules.check_can_add_group(len(groups), svc.config.communities.max_groups)
+
+
+async def settle_suggestion(run: Run, room_id: str) -> None:
+    """A group made from a member's suggestion marks the suggestion accepted, as a step of
+    the same operation (so a crash cannot leave it pending, to be accepted twice)."""
+    suggestion = run.params.get("suggestion")
+    if suggestion is None:
+        return
+    svc, space_id = run.svc, run.op.space_id
+
+    async def accept() -> None:
+        await svc.db.suggestions.decide(int(suggestion), "accepted")
+        await svc.audit(space_id, run.op.actor, "group accept", room_id, str(run.params["name"]))
+
+    await run.step("suggestion", accept)
 
 
 # --- room requests ------------------------------------------------------------------------
@@ -199,8 +229,12 @@ async def record_room(
     access: GroupAccess = GroupAccess.OPEN,
     adopted: bool = False,
 ) -> None:
-    """Record a room of the community (a no-op when a resumed step already did)."""
-    if await svc.db.rooms.get(room_id) is not None:
+    """Record a room of the community (a no-op when a resumed step already did); a room
+    another community took meanwhile is refused."""
+    known = await svc.db.rooms.get(room_id)
+    if known is not None:
+        if known.space_id != space_id:
+            raise Conflict("That room already belongs to a community.")
         return
     await svc.db.rooms.insert(
         CommunityRoom(
@@ -230,10 +264,11 @@ async def link_child(
 # --- operations ---------------------------------------------------------------------------
 
 
-async def _undo_rooms(run: Run, reason: str) -> int:
-    """Empty and leave every room the operation made; unlink them from their space."""
+async def _undo_rooms(run: Run, reason: str, planned: list[str]) -> int:
+    """Empty and leave every room the operation made (`planned`: the step keys of every room
+    it was to make, so that one whose creation was cut short is found too); unlink them."""
     svc = run.svc
-    rooms = run.rooms()
+    rooms = await run.find_rooms(planned)
     space_id = rooms.get("space") or run.op.space_id
     for key, room_id in rooms.items():
         if key != "space" and space_id:
@@ -241,14 +276,18 @@ async def _undo_rooms(run: Run, reason: str) -> int:
     for room_id in sorted(rooms.values(), key=lambda r: r == space_id):
         try:
             members = await svc.gw.members(room_id)
-        except MatrixError:
-            members = {}
+        except MatrixError as e:
+            if is_transient(e):
+                raise
+            members = {}  # the bot is not in it (any more): nothing it could do there
         for user, membership in members.items():
             if user != svc.bot and membership in ("join", "invite", "knock"):
                 await _quietly(svc.gw.kick(room_id, user, f"Undone: {reason}"))
         await _quietly(svc.gw.leave(room_id, reason=f"Undone: {reason}"))
-        await svc.db.rooms.delete(room_id)
-    await run.release_tags()
+        known = await svc.db.rooms.get(room_id)
+        if known is not None and known.space_id == space_id:
+            await svc.db.rooms.delete(room_id)
+    await run.release_tags(list(rooms))
     return len(rooms)
 
 
@@ -262,8 +301,14 @@ async def _quietly(call: Any) -> None:
         log.info("clean-up step refused (%s); going on", e.errcode)
 
 
+def _create_keys(params: dict[str, Any]) -> list[str]:
+    """The step keys of every room `create` makes, in order."""
+    groups = [f"group {i}" for i in range(len(params["groups"]))]
+    return ["space", "announcements", *groups, "admins"]
+
+
 async def _undo_create(run: Run, reason: str) -> str:
-    count = await _undo_rooms(run, reason)
+    count = await _undo_rooms(run, reason, _create_keys(run.params))
     if run.op.space_id:
         await run.svc.db.communities.delete(run.op.space_id)
     return (
@@ -375,7 +420,7 @@ async def _create(run: Run) -> str:
 
 
 async def _undo_group_create(run: Run, reason: str) -> str:
-    await _undo_rooms(run, reason)
+    await _undo_rooms(run, reason, ["group"])
     return f"Could not create the group {run.params['name']}: {reason}. Nothing is left of it."
 
 
@@ -384,6 +429,8 @@ async def _group_create(run: Run) -> str:
     svc, p = run.svc, run.params
     space_id = run.op.space_id
     name, access = str(p["name"]), GroupAccess(p["access"])
+    if not run.result("room:group"):  # the limit, again under the community's lock
+        await check_group_room(svc, space_id)
     admins = await svc.db.admins.roles(space_id)
     room_id = await run.create_room(
         "group",
@@ -404,16 +451,29 @@ async def _group_create(run: Run) -> str:
         await svc.audit(space_id, run.op.actor, "group create", room_id, name)
 
     await run.step("record", record)
+    await settle_suggestion(run, room_id)
     await run.release_tags()
     return f"Created the group {name}."
 
 
 async def _undo_group_add(run: Run, reason: str) -> str:
+    """The room as it was before: its own power levels and join rule, no links, no bot."""
     svc, p = run.svc, run.params
     room_id, space_id = str(p["room_id"]), run.op.space_id
-    await _unlink_group(svc, space_id, room_id, p.get("join_rule", "invite"))
+    known = await svc.db.rooms.get(room_id)
+    if known is not None and known.space_id != space_id:
+        # Another community holds it: this adoption never got as far as touching it.
+        return f"Could not adopt {p['name']}: {reason}."
+    await _quietly(svc.gw.send_state(space_id, "m.space.child", {}, room_id))
+    await _quietly(svc.gw.send_state(room_id, "m.space.parent", {}, space_id))
+    await _quietly(svc.gw.send_state(room_id, rules.MARKER_EVENT, {}))
+    for event_type in ("m.room.join_rules", "m.room.power_levels"):
+        before = (p.get("before") or {}).get(event_type)
+        if before:
+            await _quietly(svc.gw.send_state(room_id, event_type, before))
     await svc.db.rooms.delete(room_id)
-    return f"Could not adopt {p['name']}: {reason}. It is a plain room again."
+    await _quietly(svc.gw.leave(room_id, reason=f"Not adopted: {reason}"))
+    return f"Could not adopt {p['name']}: {reason}. It is a plain room again, as it was."
 
 
 @operation("group add", undo=_undo_group_add)
@@ -422,6 +482,8 @@ async def _group_add(run: Run) -> str:
     community = await run.community()
     space_id, room_id = community.space_id, str(p["room_id"])
     access = GroupAccess(p["access"])
+    if not run.result("record"):  # the limit, again under the community's lock
+        await check_group_room(svc, space_id)
     position = await run.step("position", lambda: svc.db.rooms.next_position(space_id))
     await run.step(
         "record",
@@ -458,6 +520,7 @@ async def _group_add(run: Run) -> str:
     await run.step(
         "audit", lambda: svc.audit(space_id, run.op.actor, "group add", room_id, str(p["name"]))
     )
+    await settle_suggestion(run, room_id)
     return f"Added {p['name']} as a group."
 
 

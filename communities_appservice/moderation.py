@@ -128,6 +128,12 @@ class Moderation:
 
 # How each action reads in a reason given to the homeserver, and in the operation's outcome.
 _VERBS = {"remove": "Removed", "ban": "Banned", "unban": "Unbanned"}
+# The memberships in which the action has nothing left to do.
+_DONE: dict[str, tuple[str | None, ...]] = {
+    "remove": ("leave", "ban", None),
+    "ban": ("ban",),
+    "unban": ("leave", None),
+}
 
 
 @operation("moderate")
@@ -158,12 +164,19 @@ async def _moderate(run: Run) -> str:
             except MatrixError as e:
                 if is_transient(e):
                     raise
+                # Done already (by a run a crash cut short, or by hand) counts as done.
+                if await _membership_now(svc, room_id, user) in _DONE[action]:
+                    return True
                 log.warning("could not act on %s in %s: %s", user, room_id, e.errcode)
                 return False
             return True
 
         return await run.step(f"{action} {room_id}", act)
 
+    if action != "unban" and not run.results(f"{action} "):
+        # Protected people, again under the community's lock (promoted meanwhile?).
+        roles = await svc.admin_roles(space_id)
+        rules.check_can_moderate(roles, user, svc.bot, action)
     rooms = [str(r) for r in p["rooms"]]
     results = await bounded(one(room) for room in rooms if room != space_id)
     if space_id in rooms:
@@ -177,3 +190,12 @@ async def _moderate(run: Run) -> str:
     await run.step("audit", lambda: svc.audit(space_id, run.op.actor, action, user, detail, result))
     await run.keep("outcome", [done, failed])
     return f"{_VERBS[action]} {user} in {done} room(s) of {name}."
+
+
+async def _membership_now(svc: Service, room_id: str, user: str) -> str | None:
+    try:
+        return await svc.gw.membership(room_id, user)
+    except MatrixError as e:
+        if is_transient(e):
+            raise
+        return "unknown"  # the bot cannot see into the room

@@ -28,14 +28,15 @@ reconciliation leaves a community alone while one of its operations is unfinishe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import aiohttp
+import asyncpg  # type: ignore[import-untyped]
 from mautrix.errors import MatrixConnectionError
 
 from .db import now_ms
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("communities.operations")
 T = TypeVar("T")
 
+UNFINISHED = ("running", "undoing")
+KEEP_FINISHED_DAYS = 30
 RETRY_FIRST = 2.0  # seconds before the first retry of an operation the homeserver stalled
 RETRY_MAX = 60.0
 TAG_PREFIX = "op"  # temporary room aliases: #<alias_prefix>op<id>_<step>:<domain>
@@ -74,12 +77,29 @@ class Undone(UserError):
     """A step was refused; what the operation had made is removed again."""
 
 
+class AlreadyOver(Exception):
+    """Another attempt finished the operation first, or is at it now."""
+
+    def __init__(self, op_id: int) -> None:
+        super().__init__(f"operation {op_id} is already over")
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether trying again later may succeed (an outage), as opposed to a refusal."""
+    """Whether trying again later may succeed (an outage of the homeserver or the database),
+    as opposed to a refusal."""
     if isinstance(error, MatrixError):
         return error.status >= 500 or error.status in (0, 429)
     return isinstance(
-        error, (aiohttp.ClientError, MatrixConnectionError, OSError, asyncio.TimeoutError)
+        error,
+        (
+            aiohttp.ClientError,
+            MatrixConnectionError,
+            OSError,
+            asyncio.TimeoutError,
+            sqlite3.OperationalError,  # "database is locked"
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        ),
     )
 
 
@@ -165,9 +185,18 @@ class Run:
             # alias does not update that event, so a stale address would remain).
             no_canonical = {"type": "m.room.canonical_alias", "state_key": "", "content": {}}
             state = [*request.get("initial_state", []), no_canonical]
-            return await self.svc.gw.create_room(
-                {**request, "room_alias_name": localpart, "initial_state": state}
-            )
+            try:
+                return await self.svc.gw.create_room(
+                    {**request, "room_alias_name": localpart, "initial_state": state}
+                )
+            except MatrixError as e:
+                # The HTTP client retried a request the homeserver had carried out.
+                if e.errcode != "M_ROOM_IN_USE":
+                    raise
+                found = await self.svc.gw.resolve_alias(alias)
+                if found is None:
+                    raise
+                return found
 
         return await self.step(f"room:{key}", create)
 
@@ -175,16 +204,29 @@ class Run:
         """The rooms this operation has made so far, by step key."""
         return {k.removeprefix("room:"): str(v) for k, v in self.results("room:").items()}
 
-    async def release_tags(self) -> None:
-        """Remove the temporary aliases of the rooms this operation made."""
+    async def find_rooms(self, keys: list[str]) -> dict[str, str]:
+        """The rooms made for these step keys, including any whose creation a failure or a
+        crash interrupted after the homeserver had carried it out (found by their tag)."""
+        found = self.rooms()
+        for key in keys:
+            if key not in found:
+                room_id = await self.svc.gw.resolve_alias(self.tag(key))
+                if room_id:
+                    found[key] = room_id
+        return found
 
+    async def release_tags(self, keys: list[str] | None = None) -> None:
+        """Remove the temporary aliases of the rooms this operation made (or of `keys`)."""
         from .service import bounded  # service builds on this module
 
         async def release(key: str) -> None:
-            with contextlib.suppress(MatrixError):
+            try:
                 await self.svc.gw.delete_alias(self.tag(key))
+            except MatrixError as e:
+                if is_transient(e):
+                    raise
 
-        await bounded(release(key) for key in self.rooms())
+        await bounded(release(key) for key in (keys or list(self.rooms())))
 
     async def community(self) -> Community:
         """The operation's community, which must still exist for it to go on."""
@@ -206,6 +248,7 @@ class Operations:
         self.svc = service
         self._locks: dict[str, asyncio.Lock] = {}
         self._retrying: dict[int, asyncio.Task[None]] = {}
+        self._attempting: set[int] = set()
         self._stopped = False
 
     def lock(self, key: str) -> asyncio.Lock:
@@ -240,7 +283,12 @@ class Operations:
             ) from None
 
     async def resume(self) -> None:
-        """After a start: carry on with every operation a previous run left unfinished."""
+        """After a start: carry on with every operation a previous run left unfinished, and
+        forget finished ones older than `KEEP_FINISHED_DAYS`."""
+        cutoff = now_ms() - KEEP_FINISHED_DAYS * 24 * 3600 * 1000
+        pruned = await self.svc.db.operations.prune(cutoff)
+        if pruned:
+            log.info("forgot %d finished operations", pruned)
         for op in await self.svc.db.operations.running():
             log.info("operation %d (%s) was interrupted; resuming", op.id, op.kind)
             self._retry_later(op.id, delay=0)
@@ -252,19 +300,23 @@ class Operations:
         self._retrying[op_id] = asyncio.create_task(self._keep_trying(op_id, first))
 
     async def _keep_trying(self, op_id: int, delay: float) -> None:
+        """Attempt the operation until it is over (done, undone or failed): whatever else
+        goes wrong, an operation is never left `running` with nobody trying it."""
         try:
             while True:
                 await asyncio.sleep(delay)
-                op = await self.svc.db.operations.get(op_id)
-                if op is None or op.state not in ("running", "undoing"):
-                    return
                 try:
+                    op = await self.svc.db.operations.get(op_id)
+                    if op is None or op.state not in UNFINISHED:
+                        return
                     await self._attempt(op, resumed=True)
+                except AlreadyOver:
                     return
                 except Exception as e:
-                    if not is_transient(e):
-                        return  # undone and reported by _attempt
-                    log.warning("operation %d still stalled: %s", op_id, _brief(e))
+                    if is_transient(e):
+                        log.warning("operation %d still stalled: %s", op_id, _brief(e))
+                    elif not isinstance(e, UserError):
+                        log.exception("operation %d: attempt failed", op_id)
                 delay = min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
         finally:
             self._retrying.pop(op_id, None)
@@ -275,9 +327,29 @@ class Operations:
         if kind is None:  # recorded by a version of the service that knew this kind
             await table.finish(op.id, "failed", f"unknown kind {op.kind}", now_ms())
             raise ValueError(f"operation {op.id}: unknown kind {op.kind!r}")
-        await table.attempt(op.id, now_ms())
-        run = Run(self, op, await table.steps(op.id))
-        async with self.lock(op.space_id or f"operation {op.id}"):
+        # One operation of a community at a time; what earlier attempts did is read once
+        # the lock is held.
+        if op.id in self._attempting:  # one attempt of an operation at a time
+            raise AlreadyOver(op.id)
+        self._attempting.add(op.id)
+        # A community that does not exist yet has nobody else to wait for.
+        key = op.space_id or f"new community {op.id}"
+        try:
+            return await self._locked_attempt(kind, op, key, resumed)
+        finally:
+            self._attempting.discard(op.id)
+            if not op.space_id:
+                self._locks.pop(key, None)
+
+    async def _locked_attempt(self, kind: Kind, op: Operation, key: str, resumed: bool) -> Run:
+        table = self.svc.db.operations
+        async with self.lock(key):
+            fresh = await table.get(op.id)
+            if fresh is None or fresh.state not in UNFINISHED:
+                raise AlreadyOver(op.id)
+            op = fresh
+            await table.attempt(op.id, now_ms())
+            run = Run(self, op, await table.steps(op.id))
             if op.state == "undoing":
                 reason = op.outcome or "it was refused"
             else:

@@ -141,8 +141,8 @@ class Reconciler:
             return Findings()
         async with svc.ops.lock(space_id):
             fresh = await svc.db.communities.get(space_id)
-            if fresh is None or fresh.state != "active":
-                return Findings()
+            if fresh is None or fresh.state != "active" or await svc.ops.busy(space_id):
+                return Findings()  # an operation stalled while we waited: it goes on later
             rooms = await svc.db.rooms.of_community(space_id)
             findings = Findings()
             for room in rooms:

@@ -146,7 +146,9 @@ async def _admin_add(run: Run) -> str:
     space_id = community.space_id
 
     async def record() -> None:
-        if user not in await svc.db.admins.roles(space_id):
+        roles = await svc.db.admins.roles(space_id)
+        if user not in roles:  # the limit, again under the community's lock
+            rules.check_can_add_admin(roles, user, svc.config.communities.max_admins)
             await svc.db.admins.put(space_id, user, AdminRole.ADMIN, now_ms())
 
     await run.step("record", record)
@@ -155,7 +157,12 @@ async def _admin_add(run: Run) -> str:
     async def invite() -> None:
         room = await svc.admins_room_of(space_id)
         if room and await svc.gw.membership(room, user) not in ("join", "invite"):
-            await svc.gw.invite(room, user, reason="You are now an admin")
+            try:
+                await svc.gw.invite(room, user, reason="You are now an admin")
+            except MatrixError as e:  # banned there, say: reconciliation reports the room
+                if is_transient(e):
+                    raise
+                log.warning("could not invite %s to the admins room: %s", user, e.errcode)
 
     await run.step("invite", invite)
     result = "ok" if not refused else f"refused in {', '.join(refused)}"

@@ -7,6 +7,7 @@ arguments; every refusal is a `UserError` raised before anything changes.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -30,14 +31,28 @@ CONCURRENCY = 8
 
 
 async def bounded(calls: Iterable[Awaitable[T]], limit: int = CONCURRENCY) -> list[T]:
-    """Await every call, at most `limit` at once, in order; the first failure propagates."""
+    """Await every call, at most `limit` at once; the results in order.
+
+    The first failure propagates, once every other call has been cancelled and has ended: an
+    operation that fails (and may be undone) leaves nothing running behind its back."""
     semaphore = asyncio.Semaphore(limit)
 
     async def run(call: Awaitable[T]) -> T:
         async with semaphore:
             return await call
 
-    return list(await asyncio.gather(*(run(c) for c in calls)))
+    pending = list(calls)
+    tasks = [asyncio.ensure_future(run(c)) for c in pending]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for call in pending:  # calls whose turn never came
+            if inspect.iscoroutine(call) and inspect.getcoroutinestate(call) == "CORO_CREATED":
+                call.close()
+        raise
 
 
 @dataclass

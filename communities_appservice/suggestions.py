@@ -87,14 +87,10 @@ class Suggestions:
         s = await self._pending(community, ref)
         building = Building(self.svc)
         if s.room_id:
-            group = await building.adopt_group(community, sender, s.room_id, origin)
-        else:
-            group = await building.create_group(
-                community, sender, s.name, "", GroupAccess.OPEN, origin
-            )
-        await self.svc.db.suggestions.decide(s.id, "accepted")
-        await self.svc.audit(community.space_id, sender, "group accept", group.room_id, s.name)
-        return group
+            return await building.adopt_group(community, sender, s.room_id, origin, s.id)
+        return await building.create_group(
+            community, sender, s.name, "", GroupAccess.OPEN, origin, s.id
+        )
 
     async def reject(self, community: Community, sender: str, ref: str) -> Suggestion:
         s = await self._pending(community, ref)

@@ -12,6 +12,8 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
+from .member import _rowcount
+
 _COLUMNS = (
     "id, kind, space_id, actor, params, room_id, event_id, thread_root, state, attempts,"
     " outcome, created_at, updated_at"
@@ -126,3 +128,11 @@ class OperationTable:
             json.dumps(result),
             ts,
         )
+
+    async def prune(self, before: int) -> int:
+        """Forget operations that ended before `before` (ms); returns how many."""
+        status = await self.db.execute(
+            "DELETE FROM operation WHERE state NOT IN ('running', 'undoing') AND updated_at < $1",
+            before,
+        )
+        return _rowcount(status)

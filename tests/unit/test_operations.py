@@ -214,3 +214,45 @@ async def test_an_operation_of_an_unknown_kind_is_failed_on_resume(svc: Standin)
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(failed(), 5)
+
+
+async def test_one_attempt_at_a_time_even_when_resumed_twice(svc: Standin) -> None:
+    op = await svc.db.operations.add("test three steps", "", "@a:x", {}, ("", "", ""), 1)
+    await asyncio.gather(svc.ops._attempt(op, resumed=True), svc.ops.resume())
+
+    async def finished() -> None:
+        while (got := await svc.db.operations.get(op.id)) is None or got.state != "done":
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(finished(), 5)
+    await asyncio.sleep(0.05)
+    assert CALLS == ["one", "two", "three"]
+
+
+async def test_finished_operations_are_forgotten_after_a_while(svc: Standin) -> None:
+    ops = svc.db.operations
+    old = await ops.add("test three steps", "", "@a:x", {}, ("", "", ""), 1)
+    await ops.finish(old.id, "done", "ok", 2)
+    stuck = await ops.add("test three steps", "", "@a:x", {}, ("", "", ""), 1)
+    assert await ops.prune(10) == 1  # only the finished one, however old the other
+    assert await ops.get(old.id) is None and await ops.get(stuck.id) is not None
+
+
+async def test_bounded_cancels_the_rest_when_one_call_fails() -> None:
+    from communities_appservice.service import bounded
+
+    finished: list[int] = []
+
+    async def call(i: int) -> int:
+        if i == 0:
+            await asyncio.sleep(0.01)
+            raise Conflict("refused")
+        await asyncio.sleep(0.2)
+        finished.append(i)
+        return i
+
+    with pytest.raises(Conflict):
+        await bounded((call(i) for i in range(20)), limit=4)
+    await asyncio.sleep(0.3)
+    assert finished == []  # nothing went on behind the failure's back
+    assert await bounded(asyncio.sleep(0, result=i) for i in range(5)) == [0, 1, 2, 3, 4]

@@ -31,6 +31,7 @@ async def upgrade_v6(conn: Connection, scheme: Scheme) -> None:
         )
     """)
     await conn.execute("CREATE INDEX operation_state_idx ON operation (state)")
+    await conn.execute("CREATE INDEX operation_event_idx ON operation (event_id)")
     await conn.execute("""
         CREATE TABLE operation_step (
             op_id       BIGINT NOT NULL REFERENCES operation(id) ON DELETE CASCADE,
