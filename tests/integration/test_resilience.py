@@ -442,3 +442,52 @@ async def test_a_command_a_crash_cut_short_is_answered_after_the_restart(stack: 
     # The operation had finished: its outcome, in case its answer never left.
     assert await replies_to(stack, owner, dm, create) == 2
     assert notices[-1] == "Created the group Chat.", notices
+
+
+async def test_kill_9_mid_promotion_leaves_no_half_promoted_admin(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Half")
+    space, dm = rooms["space"], rooms["dm"]
+    for name in ("One", "Two"):
+        assert "Created group" in (await owner.command(dm, f"group create {name}"))["body"]
+    assert stack.app is not None
+    every_room = [r.room_id for r in await stack.app.tables.rooms.of_community(space)]
+    alice = await stack.user("alice")
+    await alice.join(space)
+    synapse = stack.synapse._process
+    assert synapse is not None
+
+    process = await stack.spawn_app()
+    observer = create_database(stack.database)
+    await observer.start()
+    try:
+        await owner.send(dm, f"!community admin add {alice.user_id}")
+
+        async def recorded() -> int | None:
+            value = await observer.fetchval(
+                "SELECT o.id FROM operation o JOIN operation_step s ON s.op_id = o.id"
+                " WHERE o.kind='admin add' AND o.params LIKE $1 AND s.step='record'",
+                f"%{alice.user_id}%",
+            )
+            return int(value) if value is not None else None
+
+        op_id = await eventually(recorded, "the promotion to be recorded", timeout=60)
+        # The homeserver freezes mid-promotion; the service dies there; both come back.
+        os.kill(synapse.pid, signal.SIGSTOP)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        steps = set((await Tables(observer).operations.steps(op_id)).keys())
+    finally:
+        os.kill(synapse.pid, signal.SIGCONT)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await observer.stop()
+    assert "audit" not in steps, "killed too late to test anything"
+
+    await stack.start_app()
+    await op_state(stack, op_id, "done")
+    for room in every_room:
+        assert (await power_of(stack, room)).get(alice.user_id) == 100, room
+    assert await stack.membership(rooms["admins"], alice.user_id) == "invite"
+    assert stack.app is not None
+    assert [e.action for e in await stack.app.tables.audit.recent(space, 1)] == ["admin add"]
