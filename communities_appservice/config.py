@@ -2,7 +2,9 @@
 
 Every wrong value stops start-up with one `ConfigError` line naming the key. Environment
 variables `COMMUNITIES_SECTION__KEY=value` override the file (the value is read as YAML, so
-`COMMUNITIES_COMMUNITIES__MAX_ADMINS=5` is an int). `generate_registration` writes what the
+`COMMUNITIES_COMMUNITIES__MAX_ADMINS=5` is an int); the two sections whose keys are not
+names, `permissions` and `logging`, are replaced whole by `COMMUNITIES_PERMISSIONS` and
+`COMMUNITIES_LOGGING` (a YAML or JSON mapping). `generate_registration` writes what the
 homeserver needs and puts fresh tokens back into the config file, keeping its comments.
 """
 
@@ -240,6 +242,23 @@ def _permissions(raw: Any) -> dict[str, Permission]:
     return table
 
 
+def _whole_sections(env: Mapping[str, str]) -> dict[str, Any]:
+    """`permissions` and `logging` from COMMUNITIES_PERMISSIONS / COMMUNITIES_LOGGING."""
+    found: dict[str, Any] = {}
+    for section in ("permissions", "logging"):
+        name = ENV_PREFIX + section.upper()
+        if name not in env:
+            continue
+        try:
+            value = yaml.safe_load(env[name])
+        except yaml.YAMLError:
+            raise ConfigError(section, f"{name} is not valid YAML") from None
+        if not isinstance(value, dict):
+            raise ConfigError(section, f"{name} must be a mapping")
+        found[section] = value
+    return found
+
+
 def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     """Turn a YAML document (already parsed) into a Config, or raise one ConfigError."""
     env = os.environ if env is None else env
@@ -254,6 +273,7 @@ def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     for required in ("homeserver", "appservice"):
         if required not in raw:
             raise ConfigError(required, "missing section")
+    raw = {**raw, **_whole_sections(env)}
     log_config = raw.get("logging")
     if log_config is not None and not isinstance(log_config, dict):
         raise ConfigError("logging", "must be a logging.config.dictConfig mapping")

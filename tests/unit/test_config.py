@@ -236,6 +236,34 @@ def test_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch
     assert config.parse(copy.deepcopy(MINIMAL), env={}).communities.max_admins == 20
 
 
+def test_env_replaces_the_permissions_and_logging_sections() -> None:
+    raw = copy.deepcopy(MINIMAL)
+    raw["permissions"] = {"*": "member", "example.org": "creator"}
+    env = {
+        "COMMUNITIES_PERMISSIONS": '{"*": none, "@ops:example.org": admin}',
+        "COMMUNITIES_LOGGING": "version: 1\nroot: {level: WARNING}",
+    }
+    c = config.parse(raw, env=env)
+    assert c.permissions == {"*": Permission.NONE, "@ops:example.org": Permission.ADMIN}
+    assert c.logging == {"version": 1, "root": {"level": "WARNING"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("COMMUNITIES_PERMISSIONS", "[*", "permissions"),
+        ("COMMUNITIES_PERMISSIONS", "creator", "permissions"),
+        ("COMMUNITIES_PERMISSIONS", "{'*': emperor}", "permissions.*"),
+        ("COMMUNITIES_LOGGING", "- a list", "logging"),
+    ],
+)
+def test_env_whole_sections_refuse_bad_values(name: str, value: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse(copy.deepcopy(MINIMAL), env={name: value})
+    assert caught.value.key == key
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "key"),
     [
