@@ -100,14 +100,15 @@ class Links:
         await self.svc.audit(community.space_id, sender, "link reset", alias, f"replaced {old}")
         return Link(alias, created=True)
 
-    async def upload_qr(self, link: Link) -> dict[str, object]:
-        """Upload the link's QR code; returns the content of an `m.image` event showing it."""
+    async def upload_qr(self, link: Link, room_id: str) -> dict[str, object]:
+        """Upload the link's QR code for a message in `room_id` (encrypted when the room is);
+        returns the content of an `m.image` event showing it."""
         image = qr_png(link.url)
-        mxc = await self.svc.gw.upload(image.png, "image/png", QR_FILENAME)
+        media = await self.svc.gw.media(room_id, image.png, "image/png", QR_FILENAME)
         return {
             "msgtype": "m.image",
             "body": QR_FILENAME,
-            "url": mxc,
+            **media,
             "info": {
                 "mimetype": "image/png",
                 "size": len(image.png),

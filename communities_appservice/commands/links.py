@@ -33,7 +33,7 @@ async def link(req: Request) -> Reply:
     reply = link_reply(req.space.name, made, reset=bool(req.args))
     if not req.flags.get("qr"):
         return reply
-    image = await links.upload_qr(made)
+    image = await links.upload_qr(made, req.room_id)
     return Reply(reply.plain, reply.html, after=_image_sender(req, image))
 
 

@@ -17,8 +17,9 @@ from aiohttp import ClientSession
 from mautrix.api import MediaPath, Method, Path
 from mautrix.client import Client
 from mautrix.client.state_store import MemoryStateStore
+from mautrix.crypto.attachments import encrypt_attachment
 from mautrix.errors import MatrixRequestError
-from mautrix.types import UserID
+from mautrix.types import ContentURI, UserID
 
 from .crypto import BotCrypto
 
@@ -64,6 +65,9 @@ class Gateway(Protocol):
     async def create_alias(self, alias: str, room_id: str) -> None: ...
     async def delete_alias(self, alias: str) -> None: ...
     async def upload(self, data: bytes, content_type: str, filename: str) -> str: ...
+    async def media(
+        self, room_id: str, data: bytes, content_type: str, filename: str
+    ) -> dict[str, Any]: ...
 
 
 def _wrap(e: MatrixRequestError) -> MatrixError:
@@ -284,6 +288,21 @@ class MatrixGateway:
         except MatrixRequestError as e:
             raise _wrap(e) from None
         return str(result["content_uri"])
+
+    async def media(
+        self, room_id: str, data: bytes, content_type: str, filename: str
+    ) -> dict[str, Any]:
+        """Upload `data` for a message in `room_id`; returns the event's media fields.
+
+        In an encrypted room the homeserver gets only ciphertext, and the key travels in
+        the (encrypted) event as `file`, as Matrix clients do; elsewhere a plain `url`."""
+        if self.crypto is not None and await self.crypto.is_encrypted(room_id, self.get_state):
+            ciphertext, encrypted = encrypt_attachment(data)
+            encrypted.url = ContentURI(
+                await self.upload(ciphertext, "application/octet-stream", filename)
+            )
+            return {"file": encrypted.serialize()}
+        return {"url": await self.upload(data, content_type, filename)}
 
 
 def _with_reason(body: dict[str, Any], reason: str | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from nio import (
     JoinError,
     LoginResponse,
     MegolmEvent,
+    RoomEncryptedImage,
     RoomMessageNotice,
     RoomSendResponse,
 )
@@ -31,9 +32,11 @@ class E2EEUser:
         )
         self.notices: list[RoomMessageNotice] = []
         self.notices_by_room: dict[str, list[str]] = {}  # room id → bodies, in order
+        self.images: list[RoomEncryptedImage] = []
         self.undecryptable: list[MegolmEvent] = []
         self.client.add_event_callback(self._on_notice, RoomMessageNotice)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_megolm, MegolmEvent)  # type: ignore[arg-type]
+        self.client.add_event_callback(self._on_image, RoomEncryptedImage)  # type: ignore[arg-type]
 
     async def _on_notice(self, room: Any, event: RoomMessageNotice) -> None:
         self.notices.append(event)
@@ -49,6 +52,9 @@ class E2EEUser:
         found = find()
         assert found is not None
         return found
+
+    async def _on_image(self, room: Any, event: RoomEncryptedImage) -> None:
+        self.images.append(event)
 
     async def _on_megolm(self, room: Any, event: MegolmEvent) -> None:
         self.undecryptable.append(event)

@@ -7,14 +7,17 @@ import io
 from typing import Any
 from urllib.parse import urlparse
 
+import pytest
 import zxingcpp
 from mautrix.api import Method, Path
 from mautrix.errors import MatrixRequestError
 from mautrix.types import PaginationDirection, RoomAlias, RoomID
-from PIL import Image
+from nio.crypto.attachments import decrypt_attachment
+from PIL import Image, UnidentifiedImageError
 
 from communities_appservice.matrix.gateway import matrix_to
 
+from .e2ee import E2EEUser
 from .harness import Stack, User, eventually
 from .test_community import create
 
@@ -141,3 +144,24 @@ async def test_member_is_refused(stack: Stack) -> None:
     assert "Only admins" in reply["body"], reply
     assert stack.app is not None
     assert await stack.app.tables.invite_links.get(rooms["space"]) is None
+
+
+async def test_qr_code_in_an_encrypted_room_is_an_encrypted_file(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
+    dm = await owner.encrypted_dm(stack.bot)
+    created = await owner.reply_to(await owner.send(dm, "!community create Sealed --join open"))
+    assert "Created community" in created.body
+    link = await owner.reply_to(await owner.send(dm, "!community link --qr"))
+    url = link.body.split(": ", 1)[1].split()[0]
+    await owner.wait(lambda: bool(owner.images), "the QR code image")
+    [image] = owner.images
+    assert image.decrypted and image.source["content"].get("url") is None  # no plain upload
+    download = await owner.client.download(image.url)
+    ciphertext = download.body  # type: ignore[union-attr]
+    with pytest.raises(UnidentifiedImageError):  # the homeserver holds only ciphertext
+        Image.open(io.BytesIO(ciphertext))
+    png = decrypt_attachment(ciphertext, image.key["k"], image.hashes["sha256"], image.iv)
+    [barcode] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert barcode.text == url
