@@ -292,15 +292,23 @@ async def unlink_as_bot(stack: Stack, space: str, child: str) -> None:
         assert response.status == 200, await response.text()
 
 
+async def five_rooms(stack: Stack, name: str) -> tuple[User, dict[str, str], list[str]]:
+    """A community with two groups: five rooms a promotion has to change."""
+    owner, rooms = await joined_community(stack, name)
+    for group in ("One", "Two"):
+        reply = await owner.command(rooms["dm"], f"group create {group}")
+        assert "Created group" in reply["body"], reply
+    assert stack.app is not None
+    every_room = [r.room_id for r in await stack.app.tables.rooms.of_community(rooms["space"])]
+    assert len(every_room) == 5
+    return owner, rooms, every_room
+
+
 async def test_synapse_stopping_mid_promotion_the_promotion_completes(stack: Stack) -> None:
-    owner, rooms = await joined_community(stack, "Outage")
+    owner, rooms, every_room = await five_rooms(stack, "Outage")
     space, dm = rooms["space"], rooms["dm"]
-    for name in ("One", "Two"):
-        assert "Created group" in (await owner.command(dm, f"group create {name}"))["body"]
     assert stack.app is not None
     tables = stack.app.tables
-    every_room = [r.room_id for r in await tables.rooms.of_community(space)]
-    assert len(every_room) == 5
     alice = await stack.user("alice")
     await alice.join(space)
     before = await tables.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM operation")
@@ -445,12 +453,8 @@ async def test_a_command_a_crash_cut_short_is_answered_after_the_restart(stack: 
 
 
 async def test_kill_9_mid_promotion_leaves_no_half_promoted_admin(stack: Stack) -> None:
-    owner, rooms = await joined_community(stack, "Half")
+    owner, rooms, every_room = await five_rooms(stack, "Half")
     space, dm = rooms["space"], rooms["dm"]
-    for name in ("One", "Two"):
-        assert "Created group" in (await owner.command(dm, f"group create {name}"))["body"]
-    assert stack.app is not None
-    every_room = [r.room_id for r in await stack.app.tables.rooms.of_community(space)]
     alice = await stack.user("alice")
     await alice.join(space)
     synapse = stack.synapse._process
