@@ -161,6 +161,11 @@ class RecordingGateway:
         self.uploads.append((data, content_type, filename))
         return f"mxc://example.org/media{len(self.uploads)}"
 
+    async def media(
+        self, room_id: str, data: bytes, content_type: str, filename: str
+    ) -> dict[str, Any]:
+        return {"url": await self.upload(data, content_type, filename)}  # an unencrypted room
+
 
 @pytest.fixture
 async def links(tables: Tables) -> tuple[Links, RecordingGateway]:
@@ -239,7 +244,7 @@ async def test_invite_mode_is_refused_and_nothing_made(
 async def test_upload_qr(tables: Tables, links: tuple[Links, RecordingGateway]) -> None:
     use, gateway = links
     made = Link("#communities_abcd1234:example.org", created=True)
-    content = await use.upload_qr(made)
+    content = await use.upload_qr(made, "!dm:example.org")
     [(png, mimetype, filename)] = gateway.uploads
     assert decode_qr(png) == made.url
     assert (mimetype, filename) == ("image/png", "invite-link.png")
