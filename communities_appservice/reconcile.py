@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import rules
+from .db import now_ms
 from .db.community import Community
 from .db.room import CommunityRoom
 from .matrix.gateway import MatrixError
@@ -382,7 +383,7 @@ class Reconciler:
     ) -> None:
         """Announce repairs, and problems when they appear or go away, in the admins room."""
         svc, space_id = self.svc, community.space_id
-        known = svc.problems.setdefault(space_id, {})
+        known = await svc.db.problems.of(space_id)
         checked = {
             key
             for key in known
@@ -392,11 +393,10 @@ class Reconciler:
         }
         new = {k: v for k, v in findings.problems.items() if known.get(k) != v}
         gone = [known[k] for k in checked if k not in findings.problems]
-        for key in checked:
-            known.pop(key, None)
-        known.update(findings.problems)
-        if not known:
-            svc.problems.pop(space_id, None)
+        for key in checked - set(findings.problems):
+            await svc.db.problems.delete(space_id, key)
+        for key, text in new.items():
+            await svc.db.problems.put(space_id, key, text, now_ms())
         lines: list[str] = []
         if findings.repairs:
             lines.append("🔧 Repaired what had drifted from the community's records:")

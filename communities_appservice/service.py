@@ -73,8 +73,6 @@ class Service:
         self.bot = config.bot_mxid
         self.server_name = config.homeserver.domain
         self.ops = Operations(self)
-        # What reconciliation found and could not repair: space id → key → what to do.
-        self.problems: dict[str, dict[str, str]] = {}
 
     # --- who may do what -----------------------------------------------------------------
 

@@ -70,7 +70,7 @@ async def info(req: Request) -> Reply:
     c = view.community
     owner = next((u for u, r in view.admins.items() if r is AdminRole.OWNER), c.owner)
     groups = ", ".join(g.name for g in view.groups) or "none yet"
-    problems = req.service.problems.get(c.space_id, {})
+    problems = await req.service.db.problems.of(c.space_id)
     health = [say("⚠️ <b>Degraded</b>: {} problem(s) need an admin:", len(problems))]
     health += [say("• {}", text) for text in problems.values()]
     return join_replies(

@@ -24,6 +24,7 @@ from .invite_link import InviteLinkTable
 from .join_request import JoinRequestTable
 from .member import MemberTable
 from .operation import OperationTable
+from .problem import ProblemTable
 from .room import RoomTable
 from .suggestion import SuggestionTable
 from .texts import BotDmTable, TextTable, WelcomedTable
@@ -52,6 +53,7 @@ class Tables:
         self.bot_dms = BotDmTable(db)
         self.suggestions = SuggestionTable(db)
         self.operations = OperationTable(db)
+        self.problems = ProblemTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -360,6 +360,15 @@ async def test_lowered_max_admins_refuses_promotions_and_reports(
     try:
         notice = await alice.notice_in(admins_room, "limit is now 1")
         assert "2 admins" in notice and "nobody was dismissed" in notice, notice
+        # Known problems are remembered: another restart does not announce this one again.
+        await stack.restart_app(max_admins=1)
+        assert stack.app is not None and stack.app.reconciler is not None
+        await stack.app.reconciler.everything()
+        await alice.sync()
+        said = [n for n in alice.notices_by_room[admins_room] if "limit is now 1" in n]
+        assert len(said) == 1, said
+        entries = await stack.app.tables.audit.recent(space, 20)
+        assert [e.action for e in entries].count("problem") == 1
         info = await owner.command(dm, "info")
         assert "Degraded" in info["body"] and "2 admins but the limit is now 1" in info["body"]
         reply = await owner.command(dm, f"admin add {bob.user_id}")

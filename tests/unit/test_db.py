@@ -21,6 +21,7 @@ from communities_appservice.rules import AdminRole
 from .. import postgres
 
 TABLES = (
+    "community_problem",
     "operation_step",
     "operation",
     "group_suggestion",
@@ -589,3 +590,23 @@ async def test_operation_steps_keep_the_first_result(tables: Tables) -> None:
     await ops.save_step(op.id, "rooms", ["!a", "!b"], 3)
     await ops.save_step(op.id, "nothing", None, 3)
     assert await ops.steps(op.id) == {"room:space": "!one", "rooms": ["!a", "!b"], "nothing": None}
+
+
+# --- community_problem -------------------------------------------------------------------
+
+
+async def test_problems_kept_until_deleted_and_gone_with_the_community(tables: Tables) -> None:
+    await tables.communities.insert(_community())
+    problems = tables.problems
+    assert await problems.of(SPACE) == {}
+    await problems.put(SPACE, "gone !b", "The bot was removed from B.", 2)
+    await problems.put(SPACE, "admins", "Too many admins.", 1)
+    await problems.put(SPACE, "gone !b", "The bot was removed from Bee.", 3)  # reworded
+    assert await problems.of(SPACE) == {
+        "admins": "Too many admins.",
+        "gone !b": "The bot was removed from Bee.",
+    }
+    await problems.delete(SPACE, "admins")
+    assert list(await problems.of(SPACE)) == ["gone !b"]
+    await tables.communities.delete(SPACE)
+    assert await problems.of(SPACE) == {}

@@ -12,4 +12,5 @@ from . import (  # noqa: E402,F401
     v04_welcome,
     v05_suggestions,
     v06_operations,
+    v07_problems,
 )
