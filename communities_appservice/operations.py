@@ -52,6 +52,8 @@ log = logging.getLogger("communities.operations")
 T = TypeVar("T")
 
 UNFINISHED = ("running", "undoing")
+# How long to wait for a room an interrupted `createRoom` is still making (about 10 s).
+SETTLE_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5, 3.0, 4.0)
 KEEP_FINISHED_DAYS = 30
 RETRY_FIRST = 2.0  # seconds before the first retry of an operation the homeserver stalled
 RETRY_MAX = 60.0
@@ -77,6 +79,13 @@ class Undone(UserError):
     """A step was refused; what the operation had made is removed again."""
 
 
+class RoomInTheMaking(Exception):
+    """A room the homeserver has not finished creating yet (try again later)."""
+
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"{room_id} is still being created")
+
+
 class AlreadyOver(Exception):
     """Another attempt finished the operation first, or is at it now."""
 
@@ -96,6 +105,7 @@ def is_transient(error: BaseException) -> bool:
             MatrixConnectionError,
             OSError,
             asyncio.TimeoutError,
+            RoomInTheMaking,
             sqlite3.OperationalError,  # "database is locked"
             asyncpg.PostgresConnectionError,
             asyncpg.InterfaceError,
@@ -179,7 +189,7 @@ class Run:
             existing = await self.svc.gw.resolve_alias(alias) if self.op.attempts else None
             if existing:
                 log.info("operation %d: found room %s made before a restart", self.op.id, key)
-                return existing
+                return await self._finished(existing, request)
             localpart = alias[1:].split(":", 1)[0]
             # The tag stays out of the room's canonical alias (an appservice deleting an
             # alias does not update that event, so a stale address would remain).
@@ -196,9 +206,28 @@ class Run:
                 found = await self.svc.gw.resolve_alias(alias)
                 if found is None:
                     raise
-                return found
+                return await self._finished(found, request)
 
         return await self.step(f"room:{key}", create)
+
+    async def _finished(self, room_id: str, request: dict[str, Any]) -> str:
+        """A room found by its tag may still be in the making: the homeserver carries on
+        with a `createRoom` whose caller died, and it creates the alias before the room's
+        first events and sends the invitations last. Wait until the bot is in the room and
+        everyone invited has a membership, so that what follows (a link, an encrypted
+        notice) reaches them; a room still unfinished then is tried again later."""
+        invited = list(request.get("invite", []))
+        for delay in SETTLE_DELAYS:
+            try:
+                members = await self.svc.gw.members(room_id)
+            except MatrixError as e:
+                if is_transient(e) or e.status not in (403, 404):
+                    raise
+                members = {}  # the bot is not in it yet
+            if members.get(self.svc.bot) == "join" and all(u in members for u in invited):
+                return room_id
+            await asyncio.sleep(delay)
+        raise RoomInTheMaking(room_id)
 
     def rooms(self) -> dict[str, str]:
         """The rooms this operation has made so far, by step key."""

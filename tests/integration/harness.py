@@ -28,9 +28,13 @@ SERVER = "localhost"
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0
+    probe: Callable[[], Awaitable[T | None]],
+    what: str,
+    timeout: float = 30.0,
+    interval: float = 0.1,
 ) -> T:
-    """Poll until `probe` returns something truthy; fail naming `what` after `timeout`."""
+    """Poll until `probe` returns something truthy; fail naming `what` after `timeout`.
+    Tests that must act at a precise moment (a kill mid-operation) poll every few ms."""
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()
@@ -38,7 +42,7 @@ async def eventually(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval)
 
 
 class User:

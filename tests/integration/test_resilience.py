@@ -23,6 +23,7 @@ from .harness import Stack, User, eventually
 from .test_groups_and_admins import joined_community
 
 GROUPS = 10
+MOMENT = 0.002  # how often a test that kills at a precise point looks (seconds)
 
 
 async def rooms_named(stack: Stack, term: str) -> list[dict[str, Any]]:
@@ -69,7 +70,7 @@ async def create_then_kill(
             found = await op_steps(Tables(observer), name)
             return found is not None and reached(found[1])
 
-        await eventually(at_point, "create to reach the point of the kill", timeout=60)
+        await eventually(at_point, "create to reach the point of the kill", 60, MOMENT)
         process.send_signal(signal.SIGKILL)
         await process.wait()
         found = await op_steps(Tables(observer), name)
@@ -124,8 +125,16 @@ async def test_kill_9_during_create_then_restart_finishes_it(
     rooms = await tables.rooms.of_community(op.space_id)
     assert sorted(r.role for r in rooms).count("group") == GROUPS
     # Every room exactly once on the homeserver: nothing the crash made twice, no orphan.
-    on_server = await rooms_named(stack, name)
-    assert sorted(r["room_id"] for r in on_server) == sorted(r.room_id for r in rooms)
+    # (Synapse indexes new rooms for its admin room list in the background, in order: once
+    # the last recorded room is listed, every room made before it is too.)
+    recorded = {r.room_id for r in rooms}
+
+    async def listed() -> list[dict[str, Any]] | None:
+        found = await rooms_named(stack, name)
+        return found if recorded <= {r["room_id"] for r in found} else None
+
+    on_server = await eventually(listed, "Synapse to list the community's rooms")
+    assert sorted(r["room_id"] for r in on_server) == sorted(recorded)
     for room in on_server:
         assert room["canonical_alias"] is None, room  # the step aliases are gone again
     children = {
@@ -154,7 +163,11 @@ async def test_create_is_undone_when_its_space_was_deleted_meanwhile(stack: Stac
     )
 
     # While the service is down, a server admin deletes the new space.
-    [space] = [r["room_id"] for r in await rooms_named(stack, name) if r["room_type"] == "m.space"]
+    async def the_space() -> str | None:
+        spaces = [r["room_id"] for r in await rooms_named(stack, name) if r["room_type"]]
+        return spaces[0] if spaces else None
+
+    space = await eventually(the_space, "Synapse to list the new space")
     deletion = await stack.synapse_admin("DELETE", f"v2/rooms/{space}", {"purge": False})
 
     async def deleted() -> bool:
@@ -321,7 +334,7 @@ async def test_synapse_stopping_mid_promotion_the_promotion_completes(stack: Sta
         )
         return int(value) if value is not None else None
 
-    op_id = await eventually(started, "the promotion to start", timeout=30)
+    op_id = await eventually(started, "the promotion to start", 30, MOMENT)
     process = stack.synapse._process
     assert process is not None
     os.kill(process.pid, signal.SIGSTOP)  # frozen mid-request, then gone
@@ -483,7 +496,7 @@ async def test_kill_9_mid_promotion_leaves_no_half_promoted_admin(stack: Stack) 
             )
             return int(value) if value is not None else None
 
-        op_id = await eventually(recorded, "the promotion to be recorded", timeout=60)
+        op_id = await eventually(recorded, "the promotion to be recorded", 60, MOMENT)
         # The homeserver freezes mid-promotion; the service dies there; both come back.
         os.kill(synapse.pid, signal.SIGSTOP)
         process.send_signal(signal.SIGKILL)
