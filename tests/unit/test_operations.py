@@ -20,6 +20,7 @@ from communities_appservice.matrix.gateway import MatrixError
 from communities_appservice.operations import (
     Operations,
     Pending,
+    RoomInTheMaking,
     Run,
     Undone,
     is_transient,
@@ -178,6 +179,7 @@ def test_a_kind_registered_twice_is_a_bug() -> None:
         (aiohttp.ClientConnectionError(), True),
         (TimeoutError(), True),
         (ConnectionRefusedError(), True),
+        (RoomInTheMaking("!r:x"), True),
         (Conflict("no"), False),
         (ValueError(), False),
     ],
