@@ -269,10 +269,16 @@ async def test_server_admin_edits_are_repaired_and_recorded(
 
     await eventually(repaired, "the bot to repair the power levels")
     assert await power_of(stack, ann) == {owner.user_id: 100, reader.user_id: 100}
-    entries = await stack.app.tables.audit.recent(space, 10)
-    assert any(
-        e.action == "repair" and e.target == ann and mallory.user_id in e.detail for e in entries
-    ), entries
+
+    async def recorded() -> bool:
+        assert stack.app is not None
+        entries = await stack.app.tables.audit.recent(space, 10)
+        return any(
+            e.action == "repair" and e.target == ann and mallory.user_id in e.detail
+            for e in entries
+        )
+
+    await eventually(recorded, "the power level repair in the audit log")
 
     notice = await reader.notice_in(admins_room, "Repaired")
     assert f"{mallory.user_id}: 100 → unset" in notice, notice
@@ -289,8 +295,13 @@ async def test_server_admin_edits_are_repaired_and_recorded(
         return bool(content.get("via"))
 
     await eventually(relinked, "the bot to link the group again")
-    entries = await stack.app.tables.audit.recent(space, 10)
-    assert any(e.action == "repair" and "link to Chat" in e.detail for e in entries), entries
+
+    async def audited() -> bool:
+        assert stack.app is not None
+        entries = await stack.app.tables.audit.recent(space, 10)
+        return any(e.action == "repair" and "link to Chat" in e.detail for e in entries)
+
+    await eventually(audited, "the repair in the audit log")  # written just after the state
     await reader.notice_in(admins_room, "the link to Chat")
 
 
@@ -424,9 +435,13 @@ async def test_what_the_bot_cannot_repair_is_reported_until_fixed(stack: Stack) 
 
     info = await eventually(degraded, "info to show the community as degraded")
     assert mallory.user_id in info and "lower their own level below 100" in info, info
-    assert stack.app is not None
-    entries = await stack.app.tables.audit.recent(rooms["space"], 5)
-    assert any(e.action == "problem" and mallory.user_id in e.detail for e in entries), entries
+
+    async def audited() -> bool:
+        assert stack.app is not None
+        entries = await stack.app.tables.audit.recent(rooms["space"], 5)
+        return any(e.action == "problem" and mallory.user_id in e.detail for e in entries)
+
+    await eventually(audited, "the problem in the audit log")
 
     # Mallory steps down; the bot repairs the rest and the community is healthy again.
     power = await mallory.state(old, "m.room.power_levels")

@@ -218,4 +218,8 @@ async def test_a_group_admin_who_leaves_the_group_is_its_admin_no_more(stack: St
 
     await eventually(dropped, "the group admin's level to go with them")
     assert await stack.app.tables.group_admins.of_room(chat) == []
-    assert (await actions(stack, space))[-1] == "group admin left"
+
+    async def audited() -> bool:
+        return (await actions(stack, space))[-1] == "group admin left"
+
+    await eventually(audited, "the audit entry")  # written just after the power levels
