@@ -250,15 +250,10 @@ async def record_room(
     )
 
 
-async def link_child(
-    svc: Service, space_id: str, room_id: str, order: str, suggested: bool
-) -> None:
-    await svc.gw.send_state(
-        space_id,
-        "m.space.child",
-        rules.child_content(svc.server_name, order=order, suggested=suggested),
-        room_id,
-    )
+async def link_child(svc: Service, space_id: str, room_id: str, role: Role, position: int) -> None:
+    content = rules.space_link(svc.server_name, role, position)
+    assert content is not None, f"{role} rooms are not linked into the space"
+    await svc.gw.send_state(space_id, "m.space.child", content, room_id)
 
 
 # --- operations ---------------------------------------------------------------------------
@@ -379,10 +374,8 @@ async def _create(run: Run) -> str:
 
         async def record() -> None:
             await record_room(svc, space_id, room_id, role, title, position)
-            if role is Role.ANNOUNCEMENTS:
-                await link_child(svc, space_id, room_id, order="0", suggested=True)
-            elif role is Role.GROUP:
-                await link_child(svc, space_id, room_id, rules.group_order(position), False)
+            if role is not Role.ADMINS:
+                await link_child(svc, space_id, room_id, role, position)
 
         await run.step(f"record {key}", record)
 
@@ -447,7 +440,7 @@ async def _group_create(run: Run) -> str:
     async def record() -> None:
         position = await run.step("position", lambda: svc.db.rooms.next_position(space_id))
         await record_room(svc, space_id, room_id, Role.GROUP, name, position, access)
-        await link_child(svc, space_id, room_id, rules.group_order(position), suggested=False)
+        await link_child(svc, space_id, room_id, Role.GROUP, position)
         await svc.audit(space_id, run.op.actor, "group create", room_id, name)
 
     await run.step("record", record)
@@ -514,9 +507,7 @@ async def _group_add(run: Run) -> str:
             await svc.gw.send_state(room_id, "m.room.encryption", {"algorithm": rules.MEGOLM})
 
     await run.step("encryption", encrypt)
-    await run.step(
-        "link", lambda: link_child(svc, space_id, room_id, rules.group_order(position), False)
-    )
+    await run.step("link", lambda: link_child(svc, space_id, room_id, Role.GROUP, position))
     await run.step(
         "audit", lambda: svc.audit(space_id, run.op.actor, "group add", room_id, str(p["name"]))
     )

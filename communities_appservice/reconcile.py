@@ -316,21 +316,11 @@ class Reconciler:
         self, rooms: list[CommunityRoom], state: dict[tuple[str, str], dict[str, Any]]
     ) -> list[tuple[str, dict[str, Any], str, str]]:
         """The space's `m.space.child` links: one per announcement room and group, no other."""
-        server = self.svc.server_name
         wanted: dict[str, tuple[dict[str, Any], str]] = {}
         for room in rooms:
-            if room.role == Role.ANNOUNCEMENTS:
-                wanted[room.room_id] = (
-                    rules.child_content(server, order="0", suggested=True),
-                    room.name,
-                )
-            elif room.role == Role.GROUP:
-                wanted[room.room_id] = (
-                    rules.child_content(
-                        server, order=rules.group_order(room.position), suggested=False
-                    ),
-                    room.name,
-                )
+            link = rules.space_link(self.svc.server_name, Role(room.role), room.position)
+            if link is not None:
+                wanted[room.room_id] = (link, room.name)
         linked = {
             key
             for (event_type, key), event in state.items()

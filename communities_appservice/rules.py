@@ -179,6 +179,16 @@ def child_content(server_name: str, *, order: str, suggested: bool) -> dict[str,
     return {"via": [server_name], "order": order, "suggested": suggested}
 
 
+def space_link(server_name: str, role: Role, position: int) -> dict[str, Any] | None:
+    """The space's `m.space.child` content for a room of the community: the announcement
+    room first and suggested, groups in their order; None for rooms that are not linked."""
+    if role is Role.ANNOUNCEMENTS:
+        return child_content(server_name, order="0", suggested=True)
+    if role is Role.GROUP:
+        return child_content(server_name, order=group_order(position), suggested=False)
+    return None
+
+
 def parent_content(server_name: str) -> dict[str, Any]:
     return {"via": [server_name], "canonical": True}
 

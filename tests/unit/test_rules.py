@@ -686,3 +686,16 @@ def test_admins_room_drift() -> None:
     invite, remove = rules.admins_room_drift(members, admins, BOT)
     assert invite == ["@kicked:example.org", "@new:example.org"]
     assert remove == [HELPER, "@invited:example.org"]
+
+
+@pytest.mark.parametrize(
+    ("role", "position", "expected"),
+    [
+        (Role.ANNOUNCEMENTS, 1, {"via": ["example.org"], "order": "0", "suggested": True}),
+        (Role.GROUP, 7, {"via": ["example.org"], "order": "g00007", "suggested": False}),
+        (Role.SPACE, 0, None),
+        (Role.ADMINS, 9, None),
+    ],
+)
+def test_space_link(role: Role, position: int, expected: dict[str, Any] | None) -> None:
+    assert rules.space_link("example.org", role, position) == expected
