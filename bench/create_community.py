@@ -29,20 +29,30 @@ from mautrix.client import Client
 from mautrix.types import EventType, RoomID, UserID
 from megolm_share import write_config  # type: ignore[import-not-found]  # bench/ is on sys.path
 
-from communities_appservice import rules
 from communities_appservice.app import App
-from communities_appservice.building import Building, child_state, new_power, room_request
 from communities_appservice.config import generate_registration
-from communities_appservice.localhs import LocalSynapse
-from communities_appservice.rules import JoinMode, Role
-from communities_appservice.service import Service, bounded
+from communities_appservice.core.rooms import site
+from communities_appservice.core.service import Service
+from communities_appservice.dev.localhs import LocalSynapse
+from communities_appservice.features.structure import Structure
+from communities_appservice.rules.blueprints import child_state, new_power, room_request
+from communities_appservice.rules.joins import (
+    child_content,
+    group_order,
+    join_rule_content,
+    marker_content,
+)
+from communities_appservice.rules.model import MARKER_EVENT, JoinMode, Role
+from communities_appservice.tasks import bounded
 
 
 async def time_bot(app: App, owner: str, groups: list[str]) -> float:
     assert app.service is not None
     name = f"Bot {secrets.token_hex(3)}"
     began = time.perf_counter()
-    await Building(app.service).create_community(owner, name, "", JoinMode.APPROVAL, groups)
+    await Structure(app.service).create_community(
+        UserID(owner), name, "", JoinMode.APPROVAL, groups
+    )
     return time.perf_counter() - began
 
 
@@ -52,16 +62,16 @@ async def time_plain_client(client: Client, svc: Service, owner: str, groups: li
     admins = [owner]
     began = time.perf_counter()
     space_request = room_request(
-        svc,
+        site(svc),
         name,
         invite=admins,
         space=True,
-        power=new_power(svc, Role.SPACE, admins),
+        power=new_power(site(svc), Role.SPACE, admins),
         state=[
             {
                 "type": "m.room.join_rules",
                 "state_key": "",
-                "content": rules.join_rule_content("knock"),
+                "content": join_rule_content("knock"),
             },
             {
                 "type": "m.room.history_visibility",
@@ -73,21 +83,21 @@ async def time_plain_client(client: Client, svc: Service, owner: str, groups: li
     space = await _create(client, space_request)
     await client.send_state_event(
         RoomID(space),
-        EventType.find(rules.MARKER_EVENT, EventType.Class.STATE),
-        rules.marker_content(space, Role.SPACE),  # type: ignore[arg-type]
+        EventType.find(MARKER_EVENT, EventType.Class.STATE),
+        marker_content(space, Role.SPACE),  # type: ignore[arg-type]
     )
 
     async def child(title: str, role: Role, rule: str, order: str | None) -> None:
         request = room_request(
-            svc,
+            site(svc),
             title,
             invite=admins,
-            power=new_power(svc, role, admins),
-            state=child_state(svc, space, role, rule),
+            power=new_power(site(svc), role, admins),
+            state=child_state(site(svc), space, role, rule),
         )
         room_id = await _create(client, request)
         if order is not None:
-            content = rules.child_content(svc.server_name, order=order, suggested=False)
+            content = child_content(svc.server_name, order=order, suggested=False)
             await client.send_state_event(
                 RoomID(space),
                 EventType.SPACE_CHILD,
@@ -97,7 +107,7 @@ async def time_plain_client(client: Client, svc: Service, owner: str, groups: li
 
     await child(f"{name} · Announcements", Role.ANNOUNCEMENTS, "restricted", "0")
     await bounded(
-        child(g, Role.GROUP, "restricted", rules.group_order(i + 2)) for i, g in enumerate(groups)
+        child(g, Role.GROUP, "restricted", group_order(i + 2)) for i, g in enumerate(groups)
     )
     await child(f"{name} · Admins", Role.ADMINS, "invite", None)
     return time.perf_counter() - began

@@ -38,7 +38,7 @@ from mautrix.util.async_db import Database
 
 from communities_appservice.app import App
 from communities_appservice.config import generate_registration
-from communities_appservice.localhs import LocalSynapse, free_loopback_port
+from communities_appservice.dev.localhs import LocalSynapse, free_loopback_port
 
 CONCURRENCY = 16
 MEGOLM = {

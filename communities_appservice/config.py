@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import ConfigError
-from .rules import JoinMode, Permission
+from .rules.model import JoinMode, Permission
 
 ENV_PREFIX = "COMMUNITIES_"
 GENERATE = "generate"

@@ -1,6 +1,2 @@
-"""`!community …` commands: the framework and one module per command group."""
-
-from . import admins, audit, general, groups, joining, links, moderation, suggestions, welcome  # noqa: F401  (register their commands)
-from .framework import REGISTRY, Dispatcher
-
-__all__ = ["REGISTRY", "Dispatcher"]
+"""`!community …` commands: the framework (`framework`, `parse`, `args`) and one module per
+feature, named as the feature is in `features/`. `index.py` imports them all."""

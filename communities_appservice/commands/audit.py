@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .. import rules
+from ..core.notices import Text, lines, say
 from ..db.audit import AuditEntry
-from .framework import Need, Reply, Request, command, join_replies, say
+from ..rules.limits import LOG_DEFAULT_LIMIT, LOG_MAX_LIMIT, check_log_limit
+from .framework import Need, Request, command
 
 # Stop adding lines before the reply outgrows a Matrix event (64 KiB), which must also hold
 # the plain body and, in encrypted rooms, the base64 ciphertext of both; the last 100
@@ -19,7 +20,7 @@ def audit_time(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def audit_line(entry: AuditEntry) -> Reply:
+def audit_line(entry: AuditEntry) -> Text:
     """`#id date-time UTC actor action target (result)`; every field is escaped."""
     if entry.target:
         return say(
@@ -36,31 +37,31 @@ def audit_line(entry: AuditEntry) -> Reply:
     )
 
 
-def audit_reply(name: str, entries: list[AuditEntry]) -> Reply:
+def audit_reply(name: str, entries: list[AuditEntry]) -> Text:
     if not entries:
         return say("The audit log of <b>{}</b> is empty.", name)
-    lines = [say("Audit log of <b>{}</b>, newest first:", name)]
-    size = len(lines[0].html)
+    parts = [say("Audit log of <b>{}</b>, newest first:", name)]
+    size = len(parts[0].html)
     for shown, entry in enumerate(entries):
         line = audit_line(entry)
         size += len(line.html) + len("<br>")
         if size > MAX_REPLY_HTML - _NOTE_ROOM:
-            lines.append(say("… {} older entries not shown; ask for fewer.", len(entries) - shown))
+            parts.append(say("… {} older entries not shown; ask for fewer.", len(entries) - shown))
             break
-        lines.append(line)
-    return join_replies(*lines)
+        parts.append(line)
+    return lines(*parts)
 
 
 @command(
     "log",
     "[--limit N]",
-    f"the audit log of admin actions, newest first ({rules.LOG_DEFAULT_LIMIT} entries unless "
-    f"--limit says up to {rules.LOG_MAX_LIMIT})",
+    f"the audit log of admin actions, newest first ({LOG_DEFAULT_LIMIT} entries unless "
+    f"--limit says up to {LOG_MAX_LIMIT})",
     Need.ADMIN,
     flags={"limit": str},
     max_args=0,
 )
-async def show_log(req: Request) -> Reply:
-    limit = rules.check_log_limit(req.flags.get("limit"))
-    entries = await req.service.audit_log(req.space, limit)
+async def show_log(req: Request) -> Text:
+    limit = check_log_limit(req.flags.get("limit"))
+    entries = await req.service.db.audit.recent(req.space.space_id, limit)
     return audit_reply(req.space.name, entries)

@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import html
 import logging
-import re
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
+from mautrix.types import EventID, RoomID, UserID
+
+from ..core.hooks import RawEvent, on_event, on_interrupted
+from ..core.notices import Text, lines, notice, say, verbatim
+from ..core.operations import UNFINISHED, Origin
+from ..core.service import Service
 from ..db.community import Community
 from ..db.room import CommunityRoom
-from ..errors import Forbidden, Invalid, NotFound, UserError
-from ..operations import Origin
-from ..rules import Permission
-from ..service import Service
+from ..errors import Forbidden, Invalid, NotFound, UserError, isolated
+from ..rules.model import Permission
+from .parse import command_text, split_flags, tokenize
 
 log = logging.getLogger("communities.commands")
 
@@ -56,41 +57,23 @@ MAX_COMMAND_WORDS = 3
 
 
 @dataclass(frozen=True)
-class Reply:
-    plain: str
-    html: str
-    # Sent after the reply itself, e.g. an image (see commands/links.py).
+class Reply(Text):
+    """A reply with something to send after it, e.g. an image (see commands/links.py)."""
+
     after: Callable[[Incoming], Awaitable[object]] | None = field(default=None, compare=False)
-
-
-def say(template: str, *args: object) -> Reply:
-    """A reply from a template with `{}` slots; every argument is HTML-escaped.
-
-    The template may use a few HTML tags (<b>, <i>, <code>, <br>, <ul>, <li>); the plain body
-    is the template without them.
-    """
-    escaped = template.format(*(html.escape(str(a), quote=False) for a in args))
-    plain_template = re.sub(r"<br\s*/?>|</li>", "\n", template)
-    plain_template = re.sub(r"<li>", "• ", plain_template)
-    plain_template = re.sub(r"<[^>]+>", "", plain_template)
-    return Reply(plain=plain_template.format(*(str(a) for a in args)).strip(), html=escaped)
-
-
-def join_replies(*parts: Reply) -> Reply:
-    return Reply(plain="\n".join(p.plain for p in parts), html="<br>".join(p.html for p in parts))
 
 
 @dataclass
 class Request:
-    sender: str
-    room_id: str
-    event_id: str
+    sender: UserID
+    room_id: RoomID
+    event_id: EventID
     args: list[str]
     flags: dict[str, Any]
     community: Community | None
     service: Service
     group_room: CommunityRoom | None = None
-    thread_root: str | None = None
+    thread_root: EventID | None = None
 
     def rest(self) -> str:
         return " ".join(self.args)
@@ -111,7 +94,7 @@ class Request:
         return self.group_room
 
 
-Handler = Callable[[Request], Awaitable[Reply]]
+Handler = Callable[[Request], Awaitable[Text]]
 
 
 @dataclass(frozen=True)
@@ -170,60 +153,6 @@ def command(
     return register
 
 
-# --- parsing -------------------------------------------------------------------------------
-
-_PILL = re.compile(
-    r'<a\s+href="https://matrix\.to/#/((?:@|%40)[^"?]+)[^"]*"\s*>.*?</a>', re.S | re.I
-)
-_REPLY_FALLBACK = re.compile(r"<mx-reply>.*?</mx-reply>", re.S)
-_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"'}
-
-
-def command_text(content: Mapping[str, Any]) -> str:
-    """The command as typed: mention pills become the MXIDs they point at, and the quoted
-    message a reply carries (its fallback) is dropped."""
-    body = str(content.get("body", ""))
-    formatted = content.get("formatted_body")
-    if not isinstance(formatted, str) or content.get("format") != "org.matrix.custom.html":
-        formatted = ""
-    if _PILL.search(formatted) or _REPLY_FALLBACK.search(formatted):
-        text = _REPLY_FALLBACK.sub("", formatted)
-        text = _PILL.sub(lambda m: unquote(m.group(1)), text)
-        text = re.sub(r"<br\s*/?>", "\n", text)
-        return html.unescape(re.sub(r"<[^>]+>", "", text))
-    if (content.get("m.relates_to") or {}).get("m.in_reply_to") and body.startswith("> "):
-        lines = body.split("\n")
-        while lines and lines[0].startswith(">"):
-            lines.pop(0)
-        body = "\n".join(lines).lstrip("\n")
-    return body
-
-
-def tokenize(text: str) -> list[str]:
-    """Split on white space; double quotes group words. Unclosed quotes are an error."""
-    for fancy, plain in _QUOTES.items():
-        text = text.replace(fancy, plain)
-    tokens: list[str] = []
-    current: list[str] = []
-    quoted = in_token = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-            in_token = True
-        elif ch.isspace() and not quoted:
-            if in_token:
-                tokens.append("".join(current))
-            current, in_token = [], False
-        else:
-            current.append(ch)
-            in_token = True
-    if quoted:
-        raise Invalid("A quotation mark is not closed.")
-    if in_token:
-        tokens.append("".join(current))
-    return tokens
-
-
 def find_spec(tokens: list[str]) -> tuple[Spec, list[str]]:
     """The command the first words name, the longest match first, and the words after it."""
     for words in range(min(MAX_COMMAND_WORDS, len(tokens)), 0, -1):
@@ -237,38 +166,6 @@ def find_spec(tokens: list[str]) -> tuple[Spec, list[str]]:
     )
 
 
-def split_flags(tokens: list[str], known: Mapping[str, type]) -> tuple[list[str], dict[str, Any]]:
-    """Positional words and `--flag [value]` pairs; `—flag` (a phone's em dash) counts too."""
-    args: list[str] = []
-    flags: dict[str, Any] = {}
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token.startswith("\u2014") and len(token) > 1:
-            token = "--" + token[1:]
-        if not token.startswith("--") or token == "--":
-            args.append(tokens[i])
-            i += 1
-            continue
-        name, has_value, value = token[2:].partition("=")
-        kind = known.get(name)
-        if kind is None:
-            raise Invalid(f"Unknown option --{name}.")
-        if kind is bool:
-            if has_value:
-                raise Invalid(f"--{name} takes no value.")
-            flags[name] = True
-        else:
-            if not has_value:
-                i += 1
-                if i >= len(tokens):
-                    raise Invalid(f"--{name} needs a value.")
-                value = tokens[i]
-            flags[name] = value
-        i += 1
-    return args, flags
-
-
 # --- dispatching ---------------------------------------------------------------------------
 
 
@@ -276,11 +173,11 @@ def split_flags(tokens: list[str], known: Mapping[str, type]) -> tuple[list[str]
 class Incoming:
     """A command message: who, where, and how to thread the answer."""
 
-    sender: str
-    room_id: str
-    event_id: str
+    sender: UserID
+    room_id: RoomID
+    event_id: EventID
     text: str
-    thread_root: str | None
+    thread_root: EventID | None
 
 
 class Dispatcher:
@@ -306,31 +203,30 @@ class Dispatcher:
         relates = content.get("m.relates_to") or {}
         thread = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         return Incoming(
-            sender=str(event["sender"]),
-            room_id=str(event["room_id"]),
-            event_id=str(event["event_id"]),
+            sender=UserID(str(event["sender"])),
+            room_id=RoomID(str(event["room_id"])),
+            event_id=EventID(str(event["event_id"])),
             text=rest,
-            thread_root=thread,
+            thread_root=EventID(str(thread)) if thread else None,
         )
 
-    async def handle(self, incoming: Incoming) -> str | None:
+    async def handle(self, incoming: Incoming) -> EventID:
         """Run one command and send its reply; returns the reply's event id."""
-        try:
-            reply = await self.run(incoming)
-        except UserError as e:
-            reply = say("⚠️ {}", e.message)
-            if e.usage:
-                reply = join_replies(reply, say("Usage: <code>{} {}</code>", self.prefix, e.usage))
-        except Exception:
-            ref = secrets.token_hex(4)
-            log.exception("command failed (ref %s) in %s", ref, incoming.room_id)
-            reply = say("⚠️ Something went wrong on our side (reference {}).", ref)
+        reply: Text | None = None
+        with isolated(log, "command failed in %s", incoming.room_id) as failure:
+            try:
+                reply = await self.run(incoming)
+            except UserError as e:
+                reply = refusal(e, self.prefix)
+        if reply is None:
+            reply = say("⚠️ Something went wrong on our side (reference {}).", failure.ref)
         event_id = await self.send_reply(incoming, reply)
-        if reply.after is not None:
-            await reply.after(incoming)
+        if isinstance(reply, Reply) and reply.after is not None:
+            with isolated(log, "sending after the reply failed in %s", incoming.room_id):
+                await reply.after(incoming)
         return event_id
 
-    async def run(self, incoming: Incoming) -> Reply:
+    async def run(self, incoming: Incoming) -> Text:
         try:
             tokens = tokenize(incoming.text)
         except Invalid as e:
@@ -389,7 +285,7 @@ class Dispatcher:
         if not mine:
             raise NotFound("You are not in any community here; name one with --community.")
         names = ", ".join(f"{c.name} ({c.space_id})" for c in mine)
-        raise Invalid(f"Which community? Add --community with one of: {names}")
+        raise Invalid("Which community? Add --community with one of: {}", names)
 
     async def _group(
         self, incoming: Incoming, community: Community, ref: str | None
@@ -402,7 +298,7 @@ class Dispatcher:
         return here
 
     async def _check_need(
-        self, spec: Spec, sender: str, community: Community | None, group: CommunityRoom | None
+        self, spec: Spec, sender: UserID, community: Community | None, group: CommunityRoom | None
     ) -> None:
         svc = self.svc
         if self.svc.permission(sender) < Permission.MEMBER:
@@ -415,7 +311,7 @@ class Dispatcher:
             raise Forbidden(REFUSALS[spec.need])
 
     async def _holds(
-        self, need: Need, sender: str, community: Community, group: CommunityRoom | None
+        self, need: Need, sender: UserID, community: Community, group: CommunityRoom | None
     ) -> bool:
         """Whether the sender has the role `need` names in this community (or group)."""
         svc, space_id = self.svc, community.space_id
@@ -430,18 +326,47 @@ class Dispatcher:
             )
         return await svc.is_member(space_id, sender)
 
-    async def send_reply(self, incoming: Incoming, reply: Reply) -> str:
-        relates: dict[str, Any] = {"m.in_reply_to": {"event_id": incoming.event_id}}
-        if incoming.thread_root:
-            relates.update(
-                rel_type="m.thread", event_id=incoming.thread_root, is_falling_back=False
-            )
-        content = {
-            "msgtype": "m.notice",
-            "body": reply.plain,
-            "format": "org.matrix.custom.html",
-            "formatted_body": reply.html,
-            "m.relates_to": relates,
-            "m.mentions": {},
-        }
+    async def send_reply(self, incoming: Incoming, reply: Text) -> EventID:
+        content = notice(reply, reply_to=incoming.event_id, thread_root=incoming.thread_root)
         return await self.svc.gw.send_message(incoming.room_id, "m.room.message", content)
+
+    async def interrupted(self, event: RawEvent) -> None:
+        """A command the previous run was handling when it died: an operation it started
+        reports by itself when finished; otherwise the sender learns it may not be done."""
+        incoming = self.parse_incoming(event)
+        if incoming is None:
+            return
+        op = await self.svc.db.operations.for_event(incoming.event_id)
+        if op is None:
+            await self.send_reply(incoming, say(INTERRUPTED))
+        elif op.state not in UNFINISHED:  # over, but its answer may never have been sent
+            await self.send_reply(incoming, verbatim(op.outcome))
+
+
+def refusal(error: UserError, prefix: str) -> Text:
+    """A `UserError` as the one-line reply (and the usage line, when the syntax was wrong)."""
+    reply = say("⚠️ {}", error.message)
+    if error.args_:
+        reply = say("⚠️ " + error.template, *error.args_)
+    if error.usage:
+        reply = lines(reply, say("Usage: <code>{} {}</code>", prefix, error.usage))
+    return reply
+
+
+INTERRUPTED = (
+    "⚠️ The service restarted while it was handling this command, so it may not be done. "
+    "Check (for example with <code>info</code> or <code>log</code>) and send it again if not."
+)
+
+
+@on_event("m.room.message")
+async def _commands(svc: Service, event: RawEvent) -> None:
+    dispatcher = Dispatcher(svc)
+    incoming = dispatcher.parse_incoming(event)
+    if incoming is not None:
+        await dispatcher.handle(incoming)
+
+
+@on_interrupted("m.room.message")
+async def _interrupted(svc: Service, event: RawEvent) -> None:
+    await Dispatcher(svc).interrupted(event)

@@ -1,28 +1,32 @@
-"""requests, approve, deny: answering knocks on the community or its approval groups."""
+"""join, invite; requests, approve, deny: how people get into the community."""
 
 from __future__ import annotations
 
 import time
 
-from ..joining import JoinRequests
-from ..rules import Role, check_text
-from .framework import Need, Reply, Request, command, join_replies, say
+from ..core.notices import Text, lines, say
+from ..features.joining import Joining
+from ..rules.limits import check_text
+from ..rules.model import Role
+from . import args
+from .args import JOIN_WORDS
+from .framework import Need, Request, command
 
 
 @command("requests", "", "pending join requests", Need.ADMIN, max_args=0)
-async def requests(req: Request) -> Reply:
-    pending = await JoinRequests(req.service).pending(req.space)
+async def requests(req: Request) -> Text:
+    pending = await Joining(req.service).pending(req.space)
     if not pending:
         return say("No one is waiting to join <b>{}</b>.", req.space.name)
     rooms = {r.room_id: r for r in await req.service.db.rooms.of_community(req.space.space_id)}
-    lines = [say("<b>{}</b>: {} waiting", req.space.name, len(pending))]
+    parts = [say("<b>{}</b>: {} waiting", req.space.name, len(pending))]
     for p in pending:
         room = rooms.get(p.room_id)
         where = "the community" if room is None or room.role == Role.SPACE else room.name
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(p.requested_at / 1000))
         said = f" — “{p.reason}”" if p.reason else ""
-        lines.append(say("• {} for {} since {}{}", p.user_id, where, when, said))
-    return join_replies(*lines)
+        parts.append(say("• {} for {} since {}{}", p.user_id, where, when, said))
+    return lines(*parts)
 
 
 @command(
@@ -34,11 +38,9 @@ async def requests(req: Request) -> Reply:
     min_args=1,
     max_args=1,
 )
-async def approve(req: Request) -> Reply:
-    user = req.args[0]
-    room = await JoinRequests(req.service).approve(
-        req.space, req.sender, user, req.flags.get("group")
-    )
+async def approve(req: Request) -> Text:
+    user = args.user(req.args[0])
+    room = await Joining(req.service).approve(req.space, req.sender, user, req.flags.get("group"))
     where = req.space.name if room.role == Role.SPACE else room.name
     return say("Approved {}: invited to <b>{}</b>.", user, where)
 
@@ -51,11 +53,32 @@ async def approve(req: Request) -> Reply:
     flags={"group": str},
     min_args=1,
 )
-async def deny(req: Request) -> Reply:
-    user, reason = req.args[0], " ".join(req.args[1:])
+async def deny(req: Request) -> Text:
+    user, reason = args.user(req.args[0]), " ".join(req.args[1:])
     reason = check_text(reason, "reason", 500)
-    room = await JoinRequests(req.service).deny(
+    room = await Joining(req.service).deny(
         req.space, req.sender, user, req.flags.get("group"), reason
     )
     where = req.space.name if room.role == Role.SPACE else room.name
     return say("Denied {}'s request to join <b>{}</b>.", user, where)
+
+
+@command(
+    "join",
+    "<invite|approval|open>",
+    "how people join: by invitation, by asking an admin (knock), or with the link",
+    Need.ADMIN,
+    min_args=1,
+    max_args=1,
+)
+async def join_mode(req: Request) -> Text:
+    mode = args.join_mode(req.args[0])
+    await Joining(req.service).set_join_mode(req.space, req.sender, mode)
+    return say("<b>{}</b> is now {}.", req.space.name, JOIN_WORDS[mode])
+
+
+@command("invite", "<user>", "invite someone to the community", Need.ADMIN, min_args=1, max_args=1)
+async def invite(req: Request) -> Text:
+    user = args.user(req.args[0])
+    await Joining(req.service).invite(req.space, req.sender, user)
+    return say("Invited {} to <b>{}</b>.", user, req.space.name)

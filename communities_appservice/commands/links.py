@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..core.notices import Text, in_thread, say
 from ..errors import Invalid
-from ..links import Link, Links
-from .framework import Incoming, Need, Reply, Request, command, say
-
-log = logging.getLogger("communities.commands.links")
+from ..features.links import Link, Links
+from .framework import Incoming, Need, Reply, Request, command
 
 
 @command(
@@ -22,9 +19,9 @@ log = logging.getLogger("communities.commands.links")
     flags={"qr": bool},
     max_args=1,
 )
-async def link(req: Request) -> Reply:
+async def link(req: Request) -> Text:
     if req.args and req.args[0].lower() != "reset":
-        raise Invalid(f"Unknown word {req.args[0]!r}; only `reset` may follow `link`.")
+        raise Invalid("Unknown word {!r}; only `reset` may follow `link`.", req.args[0])
     links = Links(req.service)
     if req.args:
         made = await links.reset(req.space, req.sender)
@@ -37,7 +34,7 @@ async def link(req: Request) -> Reply:
     return Reply(reply.plain, reply.html, after=_image_sender(req, image))
 
 
-def link_reply(name: str, made: Link, *, reset: bool) -> Reply:
+def link_reply(name: str, made: Link, *, reset: bool) -> Text:
     url = made.url
     if reset:
         return say(
@@ -53,18 +50,7 @@ def _image_sender(req: Request, content: dict[str, Any]) -> Callable[[Incoming],
     """Sends the QR image after the text reply, in the same thread when there is one."""
 
     async def send(incoming: Incoming) -> None:
-        event = dict(content)
-        if incoming.thread_root:
-            event["m.relates_to"] = {
-                "rel_type": "m.thread",
-                "event_id": incoming.thread_root,
-                "is_falling_back": True,
-                "m.in_reply_to": {"event_id": incoming.event_id},
-            }
-        try:
-            await req.service.gw.send_message(incoming.room_id, "m.room.message", event)
-        except Exception:
-            ref = secrets.token_hex(4)
-            log.exception("sending the QR code failed (ref %s) in %s", ref, incoming.room_id)
+        event = in_thread(dict(content), incoming.event_id, incoming.thread_root)
+        await req.service.gw.send_message(incoming.room_id, "m.room.message", event)
 
     return send

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from ..moderation import Moderation, Outcome
-from .framework import Need, Reply, Request, command, join_replies, say
+from ..core.notices import Text, lines, say
+from ..features.moderation import Moderation, Outcome
+from . import args
+from .framework import Need, Request, command
 
 
-def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Reply:
+def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Text:
     reply = say("{} {} in {} room(s) of <b>{}</b>.", verb, user, outcome.done, req.space.name)
     if not outcome.failed:
         return reply
-    return join_replies(
-        reply, say("⚠️ The homeserver refused in {} room(s); see the log.", outcome.failed)
-    )
+    return lines(reply, say("⚠️ The homeserver refused in {} room(s); see the log.", outcome.failed))
 
 
 @command(
@@ -22,8 +22,8 @@ def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Reply:
     Need.ADMIN,
     min_args=1,
 )
-async def remove(req: Request) -> Reply:
-    user, reason = req.args[0], " ".join(req.args[1:])
+async def remove(req: Request) -> Text:
+    user, reason = args.user(req.args[0]), " ".join(req.args[1:])
     outcome = await Moderation(req.service).remove(req.space, req.sender, user, reason, req.origin)
     return _acted("Removed", user, outcome, req)
 
@@ -35,8 +35,8 @@ async def remove(req: Request) -> Reply:
     Need.ADMIN,
     min_args=1,
 )
-async def ban(req: Request) -> Reply:
-    user, reason = req.args[0], " ".join(req.args[1:])
+async def ban(req: Request) -> Text:
+    user, reason = args.user(req.args[0]), " ".join(req.args[1:])
     outcome = await Moderation(req.service).ban(req.space, req.sender, user, reason, req.origin)
     return _acted("Banned", user, outcome, req)
 
@@ -49,8 +49,8 @@ async def ban(req: Request) -> Reply:
     min_args=1,
     max_args=1,
 )
-async def unban(req: Request) -> Reply:
-    user = req.args[0]
+async def unban(req: Request) -> Text:
+    user = args.user(req.args[0])
     outcome = await Moderation(req.service).unban(req.space, req.sender, user, req.origin)
     return _acted("Unbanned", user, outcome, req)
 
@@ -63,10 +63,10 @@ async def unban(req: Request) -> Reply:
     min_args=1,
     max_args=1,
 )
-async def common(req: Request) -> Reply:
-    user = req.args[0]
+async def common(req: Request) -> Text:
+    user = args.user(req.args[0])
     groups = await Moderation(req.service).common(req.space, req.sender, user)
     if not groups:
         return say("You share no group of <b>{}</b> with {}.", req.space.name, user)
-    lines = [say("Groups of <b>{}</b> you share with {}:", req.space.name, user)]
-    return join_replies(*lines, *(say("• {}", group.name) for group in groups))
+    parts = [say("Groups of <b>{}</b> you share with {}:", req.space.name, user)]
+    return lines(*parts, *(say("• {}", group.name) for group in groups))

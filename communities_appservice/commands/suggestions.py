@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from ..suggestions import Suggestions
-from .framework import Need, Reply, Request, command, join_replies, say
+from ..core.notices import Text, lines, say
+from ..features.suggestions import Suggestions
+from .framework import Need, Request, command
 
 
 @command(
     "group suggest", "<room or name>", "propose a group to the admins", Need.MEMBER, min_args=1
 )
-async def suggest(req: Request) -> Reply:
+async def suggest(req: Request) -> Text:
     s = await Suggestions(req.service).suggest(req.space, req.sender, req.rest())
     return say("Suggested <b>{}</b> (#{}); the admins will decide.", s.name, s.id)
 
 
 @command("group pending", "", "suggested groups waiting for an answer", Need.ADMIN, max_args=0)
-async def pending(req: Request) -> Reply:
+async def pending(req: Request) -> Text:
     waiting = await Suggestions(req.service).pending(req.space)
     if not waiting:
         return say("No suggested groups are waiting in <b>{}</b>.", req.space.name)
-    lines = [say("<b>{}</b>: {} suggested", req.space.name, len(waiting))]
+    parts = [say("<b>{}</b>: {} suggested", req.space.name, len(waiting))]
     for s in waiting:
         what = s.room_id or "new group"
-        lines.append(say("• #{} {} ({}) by {}", s.id, s.name, what, s.sender))
-    return join_replies(*lines)
+        parts.append(say("• #{} {} ({}) by {}", s.id, s.name, what, s.sender))
+    return lines(*parts)
 
 
 @command(
@@ -34,12 +35,12 @@ async def pending(req: Request) -> Reply:
     min_args=1,
     max_args=1,
 )
-async def accept(req: Request) -> Reply:
+async def accept(req: Request) -> Text:
     group = await Suggestions(req.service).accept(req.space, req.sender, req.args[0], req.origin)
     return say("Accepted: <b>{}</b> is now a group of <b>{}</b>.", group.name, req.space.name)
 
 
 @command("group reject", "<#id>", "turn a suggestion down", Need.ADMIN, min_args=1, max_args=1)
-async def reject(req: Request) -> Reply:
+async def reject(req: Request) -> Text:
     s = await Suggestions(req.service).reject(req.space, req.sender, req.args[0])
     return say("Rejected the suggestion #{} ({}).", s.id, s.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
 Record = Any
@@ -13,8 +14,8 @@ Record = Any
 @dataclass
 class AuditEntry:
     id: int
-    space_id: str
-    actor: str
+    space_id: RoomID
+    actor: UserID
     action: str
     target: str
     detail: str
@@ -32,8 +33,8 @@ class AuditTable:
 
     async def add(
         self,
-        space_id: str,
-        actor: str,
+        space_id: RoomID,
+        actor: UserID,
         action: str,
         target: str,
         detail: str,
@@ -52,7 +53,7 @@ class AuditTable:
             ts,
         )
 
-    async def recent(self, space_id: str, limit: int) -> list[AuditEntry]:
+    async def recent(self, space_id: RoomID, limit: int) -> list[AuditEntry]:
         rows = await self.db.fetch(
             "SELECT id, space_id, actor, action, target, detail, result, ts FROM audit_log"
             " WHERE space_id=$1 ORDER BY id DESC LIMIT $2",

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
 from .member import _rowcount
@@ -17,11 +18,11 @@ _COLUMNS = "space_id, name, description, join_mode, owner, state, room_version, 
 
 @dataclass
 class Community:
-    space_id: str
+    space_id: RoomID
     name: str
     description: str
     join_mode: str
-    owner: str
+    owner: UserID
     state: str  # "active" | "deactivated"
     room_version: str
     created_at: int
@@ -48,7 +49,7 @@ class CommunityTable:
             c.created_at or int(time.time() * 1000),
         )
 
-    async def get(self, space_id: str) -> Community | None:
+    async def get(self, space_id: RoomID) -> Community | None:
         row = await self.db.fetchrow(
             f"SELECT {_COLUMNS} FROM community WHERE space_id=$1", space_id
         )
@@ -67,29 +68,29 @@ class CommunityTable:
         )
         return [Community.from_row(r) for r in rows]
 
-    async def set_name(self, space_id: str, name: str) -> None:
+    async def set_name(self, space_id: RoomID, name: str) -> None:
         await self.db.execute("UPDATE community SET name=$2 WHERE space_id=$1", space_id, name)
 
-    async def set_description(self, space_id: str, description: str) -> None:
+    async def set_description(self, space_id: RoomID, description: str) -> None:
         await self.db.execute(
             "UPDATE community SET description=$2 WHERE space_id=$1", space_id, description
         )
 
-    async def replace_owner(self, space_id: str, old: str, new: str) -> bool:
+    async def replace_owner(self, space_id: RoomID, old: UserID, new: UserID) -> bool:
         """Make `new` the owner if `old` still is; False (and no change) when not."""
         status = await self.db.execute(
             "UPDATE community SET owner=$3 WHERE space_id=$1 AND owner=$2", space_id, old, new
         )
         return _rowcount(status) > 0
 
-    async def set_join_mode(self, space_id: str, join_mode: str) -> None:
+    async def set_join_mode(self, space_id: RoomID, join_mode: str) -> None:
         await self.db.execute(
             "UPDATE community SET join_mode=$2 WHERE space_id=$1", space_id, join_mode
         )
 
-    async def delete(self, space_id: str) -> None:
+    async def delete(self, space_id: RoomID) -> None:
         """Forget the community and, by cascade, every record of it."""
         await self.db.execute("DELETE FROM community WHERE space_id=$1", space_id)
 
-    async def set_state(self, space_id: str, state: str) -> None:
+    async def set_state(self, space_id: RoomID, state: str) -> None:
         await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

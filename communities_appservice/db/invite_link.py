@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mautrix.types import RoomID
 from mautrix.util.async_db import Database
 
 Record = Any
@@ -12,7 +13,7 @@ Record = Any
 
 @dataclass(frozen=True)
 class InviteLink:
-    space_id: str
+    space_id: RoomID
     alias: str
     created_at: int
 
@@ -25,7 +26,7 @@ class InviteLinkTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, space_id: str) -> InviteLink | None:
+    async def get(self, space_id: RoomID) -> InviteLink | None:
         row = await self.db.fetchrow(
             "SELECT space_id, alias, created_at FROM invite_link WHERE space_id=$1", space_id
         )
@@ -42,5 +43,5 @@ class InviteLinkTable:
             link.created_at,
         )
 
-    async def delete(self, space_id: str) -> None:
+    async def delete(self, space_id: RoomID) -> None:
         await self.db.execute("DELETE FROM invite_link WHERE space_id=$1", space_id)

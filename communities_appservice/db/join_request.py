@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
 from .member import _rowcount
@@ -11,9 +12,9 @@ from .member import _rowcount
 
 @dataclass
 class JoinRequest:
-    room_id: str
-    user_id: str
-    space_id: str
+    room_id: RoomID
+    user_id: UserID
+    space_id: RoomID
     reason: str
     requested_at: int
 
@@ -37,7 +38,7 @@ class JoinRequestTable:
             r.requested_at,
         )
 
-    async def get(self, room_id: str, user_id: str) -> JoinRequest | None:
+    async def get(self, room_id: RoomID, user_id: UserID) -> JoinRequest | None:
         row = await self.db.fetchrow(
             f"SELECT {_COLUMNS} FROM join_request WHERE room_id=$1 AND user_id=$2",
             room_id,
@@ -45,14 +46,14 @@ class JoinRequestTable:
         )
         return JoinRequest(**dict(row)) if row else None
 
-    async def of_community(self, space_id: str) -> list[JoinRequest]:
+    async def of_community(self, space_id: RoomID) -> list[JoinRequest]:
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM join_request WHERE space_id=$1 ORDER BY requested_at",
             space_id,
         )
         return [JoinRequest(**dict(r)) for r in rows]
 
-    async def delete(self, room_id: str, user_id: str) -> bool:
+    async def delete(self, room_id: RoomID, user_id: UserID) -> bool:
         status = await self.db.execute(
             "DELETE FROM join_request WHERE room_id=$1 AND user_id=$2", room_id, user_id
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
 
@@ -9,7 +10,7 @@ class MemberTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, space_id: str, user_id: str, joined_at: int) -> bool:
+    async def add(self, space_id: RoomID, user_id: UserID, joined_at: int) -> bool:
         """Record a member; True when they were not one before."""
         status = await self.db.execute(
             "INSERT INTO community_member (space_id, user_id, joined_at) VALUES ($1, $2, $3)"
@@ -20,25 +21,25 @@ class MemberTable:
         )
         return _rowcount(status) > 0
 
-    async def remove(self, space_id: str, user_id: str) -> bool:
+    async def remove(self, space_id: RoomID, user_id: UserID) -> bool:
         status = await self.db.execute(
             "DELETE FROM community_member WHERE space_id=$1 AND user_id=$2", space_id, user_id
         )
         return _rowcount(status) > 0
 
-    async def is_member(self, space_id: str, user_id: str) -> bool:
+    async def is_member(self, space_id: RoomID, user_id: UserID) -> bool:
         value = await self.db.fetchval(
             "SELECT 1 FROM community_member WHERE space_id=$1 AND user_id=$2", space_id, user_id
         )
         return value is not None
 
-    async def count(self, space_id: str) -> int:
+    async def count(self, space_id: RoomID) -> int:
         value = await self.db.fetchval(
             "SELECT COUNT(*) FROM community_member WHERE space_id=$1", space_id
         )
         return int(value)
 
-    async def communities_of(self, user_id: str) -> list[str]:
+    async def communities_of(self, user_id: UserID) -> list[RoomID]:
         rows = await self.db.fetch(
             "SELECT space_id FROM community_member WHERE user_id=$1", user_id
         )

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mautrix.types import EventID, RoomID, UserID
 from mautrix.util.async_db import Database
 
 from .member import _rowcount
@@ -24,12 +25,12 @@ _COLUMNS = (
 class Operation:
     id: int
     kind: str
-    space_id: str  # '' until the operation has made or found its community's space
-    actor: str
+    space_id: RoomID  # '' until the operation has made or found its community's space
+    actor: UserID
     params: dict[str, Any]
-    room_id: str  # where it was asked for ('' when nobody asked: a repair)
-    event_id: str
-    thread_root: str
+    room_id: RoomID  # where it was asked for ('' when nobody asked: a repair)
+    event_id: EventID
+    thread_root: EventID
     state: str  # running | undoing | done | undone | failed
     attempts: int
     outcome: str
@@ -50,8 +51,8 @@ class OperationTable:
     async def add(
         self,
         kind: str,
-        space_id: str,
-        actor: str,
+        space_id: RoomID | str,
+        actor: UserID,
         params: dict[str, Any],
         origin: tuple[str, str, str],
         ts: int,
@@ -78,7 +79,7 @@ class OperationTable:
         row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM operation WHERE id=$1", op_id)
         return Operation.from_row(row) if row else None
 
-    async def for_event(self, event_id: str) -> Operation | None:
+    async def for_event(self, event_id: EventID) -> Operation | None:
         """The operation a command started (its event id is the operation's origin)."""
         row = await self.db.fetchrow(
             f"SELECT {_COLUMNS} FROM operation WHERE event_id=$1 ORDER BY id LIMIT 1", event_id
@@ -91,14 +92,14 @@ class OperationTable:
         )
         return [Operation.from_row(r) for r in rows]
 
-    async def running_in(self, space_id: str) -> int:
+    async def running_in(self, space_id: RoomID) -> int:
         value = await self.db.fetchval(
             "SELECT COUNT(*) FROM operation WHERE state IN ('running', 'undoing') AND space_id=$1",
             space_id,
         )
         return int(value or 0)
 
-    async def set_space(self, op_id: int, space_id: str) -> None:
+    async def set_space(self, op_id: int, space_id: RoomID) -> None:
         await self.db.execute("UPDATE operation SET space_id=$2 WHERE id=$1", op_id, space_id)
 
     async def attempt(self, op_id: int, ts: int) -> None:

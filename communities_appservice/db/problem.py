@@ -4,6 +4,7 @@ Kept in the database so that `info` shows it and a restart does not announce it 
 
 from __future__ import annotations
 
+from mautrix.types import RoomID
 from mautrix.util.async_db import Database
 
 
@@ -11,7 +12,7 @@ class ProblemTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def of(self, space_id: str) -> dict[str, str]:
+    async def of(self, space_id: RoomID) -> dict[str, str]:
         """The community's problems, key → what an admin should do, oldest first."""
         rows = await self.db.fetch(
             "SELECT key, text FROM community_problem WHERE space_id=$1 ORDER BY since, key",
@@ -19,7 +20,7 @@ class ProblemTable:
         )
         return {r["key"]: r["text"] for r in rows}
 
-    async def put(self, space_id: str, key: str, text: str, ts: int) -> None:
+    async def put(self, space_id: RoomID, key: str, text: str, ts: int) -> None:
         await self.db.execute(
             "INSERT INTO community_problem (space_id, key, text, since) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (space_id, key) DO UPDATE SET text=excluded.text",
@@ -29,7 +30,7 @@ class ProblemTable:
             ts,
         )
 
-    async def delete(self, space_id: str, key: str) -> None:
+    async def delete(self, space_id: RoomID, key: str) -> None:
         await self.db.execute(
             "DELETE FROM community_problem WHERE space_id=$1 AND key=$2", space_id, key
         )

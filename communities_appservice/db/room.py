@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mautrix.types import RoomID
 from mautrix.util.async_db import Database
 
 Record = Any
@@ -14,8 +15,8 @@ _COLUMNS = "room_id, space_id, role, name, access, adopted, position, created_at
 
 @dataclass
 class CommunityRoom:
-    room_id: str
-    space_id: str
+    room_id: RoomID
+    space_id: RoomID
     role: str  # rules.Role
     name: str
     access: str  # rules.GroupAccess, for groups
@@ -47,13 +48,13 @@ class RoomTable:
             r.created_at,
         )
 
-    async def get(self, room_id: str) -> CommunityRoom | None:
+    async def get(self, room_id: RoomID) -> CommunityRoom | None:
         row = await self.db.fetchrow(
             f"SELECT {_COLUMNS} FROM community_room WHERE room_id=$1", room_id
         )
         return CommunityRoom.from_row(row) if row else None
 
-    async def of_community(self, space_id: str, role: str | None = None) -> list[CommunityRoom]:
+    async def of_community(self, space_id: RoomID, role: str | None = None) -> list[CommunityRoom]:
         if role is None:
             rows = await self.db.fetch(
                 f"SELECT {_COLUMNS} FROM community_room WHERE space_id=$1 ORDER BY position",
@@ -68,15 +69,15 @@ class RoomTable:
             )
         return [CommunityRoom.from_row(r) for r in rows]
 
-    async def next_position(self, space_id: str) -> int:
+    async def next_position(self, space_id: RoomID) -> int:
         value = await self.db.fetchval(
             "SELECT COALESCE(MAX(position), 0) + 1 FROM community_room WHERE space_id=$1",
             space_id,
         )
         return int(value)
 
-    async def set_name(self, room_id: str, name: str) -> None:
+    async def set_name(self, room_id: RoomID, name: str) -> None:
         await self.db.execute("UPDATE community_room SET name=$2 WHERE room_id=$1", room_id, name)
 
-    async def delete(self, room_id: str) -> None:
+    async def delete(self, room_id: RoomID) -> None:
         await self.db.execute("DELETE FROM community_room WHERE room_id=$1", room_id)

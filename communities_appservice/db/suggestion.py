@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
 _COLUMNS = "id, space_id, sender, name, room_id, state, created_at"
@@ -12,8 +13,8 @@ _COLUMNS = "id, space_id, sender, name, room_id, state, created_at"
 @dataclass
 class Suggestion:
     id: int
-    space_id: str
-    sender: str
+    space_id: RoomID
+    sender: UserID
     name: str
     room_id: str  # empty: a new group called `name`
     state: str  # pending | accepted | rejected
@@ -24,7 +25,7 @@ class SuggestionTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, space_id: str, sender: str, name: str, room_id: str, ts: int) -> int:
+    async def add(self, space_id: RoomID, sender: UserID, name: str, room_id: str, ts: int) -> int:
         await self.db.execute(
             "INSERT INTO group_suggestion (space_id, sender, name, room_id, created_at)"
             " VALUES ($1, $2, $3, $4, $5)",
@@ -41,7 +42,7 @@ class SuggestionTable:
         )
         return int(value)
 
-    async def get(self, space_id: str, suggestion_id: int) -> Suggestion | None:
+    async def get(self, space_id: RoomID, suggestion_id: int) -> Suggestion | None:
         row = await self.db.fetchrow(
             f"SELECT {_COLUMNS} FROM group_suggestion WHERE space_id=$1 AND id=$2",
             space_id,
@@ -49,7 +50,7 @@ class SuggestionTable:
         )
         return Suggestion(**dict(row)) if row else None
 
-    async def pending(self, space_id: str) -> list[Suggestion]:
+    async def pending(self, space_id: RoomID) -> list[Suggestion]:
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM group_suggestion WHERE space_id=$1 AND state='pending'"
             " ORDER BY id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
 from .member import _rowcount
@@ -11,7 +12,7 @@ class TextTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, space_id: str, kind: str) -> tuple[str, str] | None:
+    async def get(self, space_id: RoomID, kind: str) -> tuple[str, str] | None:
         """(body, event_id) of the community's `kind` text ("rules" or "welcome")."""
         row = await self.db.fetchrow(
             "SELECT body, event_id FROM community_text WHERE space_id=$1 AND kind=$2",
@@ -20,7 +21,7 @@ class TextTable:
         )
         return (row["body"], row["event_id"]) if row else None
 
-    async def put(self, space_id: str, kind: str, body: str, event_id: str = "") -> None:
+    async def put(self, space_id: RoomID, kind: str, body: str, event_id: str = "") -> None:
         await self.db.execute(
             "INSERT INTO community_text (space_id, kind, body, event_id) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (space_id, kind) DO UPDATE SET body=excluded.body,"
@@ -36,7 +37,7 @@ class WelcomedTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, space_id: str, user_id: str, ts: int) -> bool:
+    async def claim(self, space_id: RoomID, user_id: UserID, ts: int) -> bool:
         """True the first time for this member of this community, False ever after."""
         status = await self.db.execute(
             "INSERT INTO welcomed (space_id, user_id, ts) VALUES ($1, $2, $3)"
@@ -52,11 +53,11 @@ class BotDmTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, user_id: str) -> str | None:
+    async def get(self, user_id: UserID) -> RoomID | None:
         value = await self.db.fetchval("SELECT room_id FROM bot_dm WHERE user_id=$1", user_id)
-        return str(value) if value else None
+        return RoomID(str(value)) if value else None
 
-    async def put(self, user_id: str, room_id: str) -> None:
+    async def put(self, user_id: UserID, room_id: RoomID) -> None:
         await self.db.execute(
             "INSERT INTO bot_dm (user_id, room_id) VALUES ($1, $2)"
             " ON CONFLICT (user_id) DO UPDATE SET room_id=excluded.room_id",

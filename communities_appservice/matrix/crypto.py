@@ -68,7 +68,7 @@ class BotCrypto:
         pickle_key: str,
         *,
         appservice_mode: bool,
-        membership: Callable[[str, str], Awaitable[str | None]],
+        membership: Callable[[RoomID, UserID], Awaitable[str | None]],
         session_wait: float = 10.0,
         request_wait: float = 20.0,
     ) -> None:

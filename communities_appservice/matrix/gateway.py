@@ -19,54 +19,48 @@ from mautrix.client import Client
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.crypto.attachments import encrypt_attachment
 from mautrix.errors import MatrixRequestError
-from mautrix.types import ContentURI, UserID
+from mautrix.types import ContentURI, EventID, RoomID, UserID
 
 from .crypto import BotCrypto
+from .errors import MatrixError
 
 log = logging.getLogger("communities.gateway")
 
 http_log = logging.getLogger("communities.gateway.http")  # bodies filtered: see ..logs
 
 
-class MatrixError(Exception):
-    """The homeserver refused a request."""
-
-    def __init__(self, errcode: str, message: str, status: int) -> None:
-        super().__init__(f"{errcode}: {message}")
-        self.errcode = errcode
-        self.status = status
-
-
 class Gateway(Protocol):
-    bot: str
+    bot: UserID
     server_name: str
 
-    async def create_room(self, request: dict[str, Any]) -> str: ...
+    async def create_room(self, request: dict[str, Any]) -> RoomID: ...
     async def get_state(
-        self, room_id: str, event_type: str, state_key: str = ""
+        self, room_id: RoomID, event_type: str, state_key: str = ""
     ) -> dict[str, Any] | None: ...
-    async def get_create(self, room_id: str) -> dict[str, Any]: ...
+    async def get_create(self, room_id: RoomID) -> dict[str, Any]: ...
     async def send_state(
-        self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
-    ) -> str: ...
-    async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str: ...
-    async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
-    async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
-    async def ban(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
-    async def unban(self, room_id: str, user_id: str, reason: str | None = None) -> None: ...
-    async def join(self, room_id: str, reason: str | None = None) -> str: ...
-    async def leave(self, room_id: str, reason: str | None = None) -> None: ...
-    async def joined_members(self, room_id: str) -> set[str]: ...
-    async def members(self, room_id: str) -> dict[str, str]: ...
-    async def room_state(self, room_id: str) -> list[dict[str, Any]]: ...
-    async def space_children(self, space_id: str) -> dict[str, dict[str, Any]]: ...
-    async def membership(self, room_id: str, user_id: str) -> str | None: ...
-    async def resolve_alias(self, alias: str) -> str | None: ...
-    async def create_alias(self, alias: str, room_id: str) -> None: ...
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> EventID: ...
+    async def send_message(
+        self, room_id: RoomID, event_type: str, content: dict[str, Any]
+    ) -> EventID: ...
+    async def invite(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
+    async def kick(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
+    async def ban(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
+    async def unban(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
+    async def join(self, room_id: RoomID, reason: str | None = None) -> RoomID: ...
+    async def leave(self, room_id: RoomID, reason: str | None = None) -> None: ...
+    async def joined_members(self, room_id: RoomID) -> set[UserID]: ...
+    async def members(self, room_id: RoomID) -> dict[UserID, str]: ...
+    async def room_state(self, room_id: RoomID) -> list[dict[str, Any]]: ...
+    async def space_children(self, space_id: RoomID) -> dict[RoomID, dict[str, Any]]: ...
+    async def membership(self, room_id: RoomID, user_id: UserID) -> str | None: ...
+    async def resolve_alias(self, alias: str) -> RoomID | None: ...
+    async def create_alias(self, alias: str, room_id: RoomID) -> None: ...
     async def delete_alias(self, alias: str) -> None: ...
-    async def upload(self, data: bytes, content_type: str, filename: str) -> str: ...
+    async def upload(self, data: bytes, content_type: str, filename: str) -> ContentURI: ...
     async def media(
-        self, room_id: str, data: bytes, content_type: str, filename: str
+        self, room_id: RoomID, data: bytes, content_type: str, filename: str
     ) -> dict[str, Any]: ...
 
 
@@ -80,7 +74,7 @@ class MatrixGateway:
     def __init__(
         self, base_url: str, as_token: str, bot: str, server_name: str, session: ClientSession
     ) -> None:
-        self.bot = bot
+        self.bot = UserID(bot)
         self.server_name = server_name
         self.client = Client(
             mxid=UserID(bot),
@@ -133,12 +127,12 @@ class MatrixGateway:
             Method.POST, Path.v1.appservice[appservice_id].ping, {"transaction_id": "startup"}
         )
 
-    async def create_room(self, request: dict[str, Any]) -> str:
+    async def create_room(self, request: dict[str, Any]) -> RoomID:
         result = await self._request(Method.POST, Path.v3.createRoom, request)
-        return str(result["room_id"])
+        return RoomID(str(result["room_id"]))
 
     async def get_state(
-        self, room_id: str, event_type: str, state_key: str = ""
+        self, room_id: RoomID, event_type: str, state_key: str = ""
     ) -> dict[str, Any] | None:
         try:
             return await self._request(
@@ -149,7 +143,7 @@ class MatrixGateway:
                 return None
             raise
 
-    async def get_create(self, room_id: str) -> dict[str, Any]:
+    async def get_create(self, room_id: RoomID) -> dict[str, Any]:
         """The `m.room.create` content, with `creator` filled from the sender (v11+ omit it)."""
         event = await self._request(
             Method.GET,
@@ -161,14 +155,16 @@ class MatrixGateway:
         return content
 
     async def send_state(
-        self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
-    ) -> str:
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> EventID:
         result = await self._request(
             Method.PUT, Path.v3.rooms[room_id].state[event_type][state_key], content
         )
-        return str(result["event_id"])
+        return EventID(str(result["event_id"]))
 
-    async def send_message(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+    async def send_message(
+        self, room_id: RoomID, event_type: str, content: dict[str, Any]
+    ) -> EventID:
         """Send a message event, Megolm-encrypted when the room is encrypted."""
         if self.crypto is not None and await self.crypto.is_encrypted(room_id, self.get_state):
             content = await self.crypto.encrypt(
@@ -179,59 +175,59 @@ class MatrixGateway:
         result = await self._request(
             Method.PUT, Path.v3.rooms[room_id].send[event_type][txn_id], content
         )
-        return str(result["event_id"])
+        return EventID(str(result["event_id"]))
 
-    async def share_targets(self, room_id: str) -> list[str]:
+    async def share_targets(self, room_id: RoomID) -> list[UserID]:
         """Who gets the room key: joined members, and invited ones (history is `shared`)."""
         result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
         return [
-            str(e["state_key"])
+            UserID(str(e["state_key"]))
             for e in result.get("chunk", [])
             if (e.get("content") or {}).get("membership") in ("join", "invite")
         ]
 
     async def _membership_call(
-        self, action: str, room_id: str, body: dict[str, Any]
+        self, action: str, room_id: RoomID, body: dict[str, Any]
     ) -> dict[str, Any]:
         return await self._request(Method.POST, Path.v3.rooms[room_id][action], body)
 
-    async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+    async def invite(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         await self._membership_call("invite", room_id, _with_reason({"user_id": user_id}, reason))
 
-    async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+    async def kick(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         await self._membership_call("kick", room_id, _with_reason({"user_id": user_id}, reason))
 
-    async def ban(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+    async def ban(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         await self._membership_call("ban", room_id, _with_reason({"user_id": user_id}, reason))
 
-    async def unban(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+    async def unban(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         await self._membership_call("unban", room_id, _with_reason({"user_id": user_id}, reason))
 
-    async def join(self, room_id: str, reason: str | None = None) -> str:
+    async def join(self, room_id: RoomID, reason: str | None = None) -> RoomID:
         result = await self._request(Method.POST, Path.v3.join[room_id], _with_reason({}, reason))
-        return str(result["room_id"])
+        return RoomID(str(result["room_id"]))
 
-    async def leave(self, room_id: str, reason: str | None = None) -> None:
+    async def leave(self, room_id: RoomID, reason: str | None = None) -> None:
         await self._membership_call("leave", room_id, _with_reason({}, reason))
 
-    async def joined_members(self, room_id: str) -> set[str]:
+    async def joined_members(self, room_id: RoomID) -> set[UserID]:
         result = await self._request(Method.GET, Path.v3.rooms[room_id].joined_members)
-        return set(result.get("joined", {}))
+        return {UserID(str(u)) for u in result.get("joined", {})}
 
-    async def members(self, room_id: str) -> dict[str, str]:
+    async def members(self, room_id: RoomID) -> dict[UserID, str]:
         """Every member event of the room: user id → membership."""
         result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
         return {
-            str(e["state_key"]): str((e.get("content") or {}).get("membership"))
+            UserID(str(e["state_key"])): str((e.get("content") or {}).get("membership"))
             for e in result.get("chunk", [])
         }
 
-    async def room_state(self, room_id: str) -> list[dict[str, Any]]:
+    async def room_state(self, room_id: RoomID) -> list[dict[str, Any]]:
         """The room's whole current state, as events."""
         result = await self._request(Method.GET, Path.v3.rooms[room_id].state)
         return list(result["chunk"])
 
-    async def space_children(self, space_id: str) -> dict[str, dict[str, Any]]:
+    async def space_children(self, space_id: RoomID) -> dict[RoomID, dict[str, Any]]:
         """The space's linked children (`m.space.child` with a `via`): room id → content.
 
         From the space hierarchy's first page, whose first entry is the space itself with
@@ -245,25 +241,25 @@ class MatrixGateway:
         if not rooms or rooms[0].get("room_id") != space_id:
             return {}
         return {
-            str(e["state_key"]): dict(e.get("content") or {})
+            RoomID(str(e["state_key"])): dict(e.get("content") or {})
             for e in rooms[0].get("children_state") or []
             if e.get("type") == "m.space.child" and (e.get("content") or {}).get("via")
         }
 
-    async def membership(self, room_id: str, user_id: str) -> str | None:
+    async def membership(self, room_id: RoomID, user_id: UserID) -> str | None:
         content = await self.get_state(room_id, "m.room.member", user_id)
         return None if content is None else str(content.get("membership"))
 
-    async def resolve_alias(self, alias: str) -> str | None:
+    async def resolve_alias(self, alias: str) -> RoomID | None:
         try:
             result = await self._request(Method.GET, Path.v3.directory.room[alias])
         except MatrixError as e:
             if e.errcode == "M_NOT_FOUND":
                 return None
             raise
-        return str(result["room_id"])
+        return RoomID(str(result["room_id"]))
 
-    async def create_alias(self, alias: str, room_id: str) -> None:
+    async def create_alias(self, alias: str, room_id: RoomID) -> None:
         """Point `alias` at `room_id`; a taken alias is `M_UNKNOWN` with status 409."""
         await self._request(Method.PUT, Path.v3.directory.room[alias], {"room_id": room_id})
 
@@ -275,7 +271,7 @@ class MatrixGateway:
             if e.errcode != "M_NOT_FOUND":
                 raise
 
-    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+    async def upload(self, data: bytes, content_type: str, filename: str) -> ContentURI:
         """Put `data` in the media repository as the bot; returns its mxc:// URI."""
         try:
             result = await self.client.api.request(
@@ -287,10 +283,10 @@ class MatrixGateway:
             )
         except MatrixRequestError as e:
             raise _wrap(e) from None
-        return str(result["content_uri"])
+        return ContentURI(str(result["content_uri"]))
 
     async def media(
-        self, room_id: str, data: bytes, content_type: str, filename: str
+        self, room_id: RoomID, data: bytes, content_type: str, filename: str
     ) -> dict[str, Any]:
         """Upload `data` for a message in `room_id`; returns the event's media fields.
 

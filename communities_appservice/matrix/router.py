@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..db import Tables, now_ms
 from ..db.inbox import InboxItem
+from ..errors import isolated
+from ..tasks import Tasks
 
 log = logging.getLogger("communities.router")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -28,9 +29,14 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 class Router:
     def __init__(
-        self, tables: Tables, handler: Handler, interrupted: Handler | None = None
+        self,
+        tables: Tables,
+        handler: Handler,
+        interrupted: Handler | None = None,
+        tasks: Tasks | None = None,
     ) -> None:
         self.db = tables
+        self.tasks = tasks or Tasks()
         self.handler = handler
         self.interrupted = interrupted
         self._resumed: set[int] = set()  # inbox rows left by a previous run
@@ -60,7 +66,11 @@ class Router:
             self._queues.setdefault(item.room_id, []).append(item)
             if item.room_id not in self._workers:
                 self._idle.clear()
-                self._workers[item.room_id] = asyncio.create_task(self._drain(item.room_id))
+                worker = self.tasks.spawn(f"events of {item.room_id}", self._drain(item.room_id))
+                if worker is None:  # stopping: the event stays in the inbox for next time
+                    self._queues.pop(item.room_id, None)
+                    continue
+                self._workers[item.room_id] = worker
 
     async def _drain(self, room_id: str) -> None:
         queue = self._queues[room_id]
@@ -78,16 +88,13 @@ class Router:
         event_id = str(item.event.get("event_id"))
         left_by_a_crash = item.seq in self._resumed
         self._resumed.discard(item.seq)
-        try:
+        with isolated(log, "event %s in %s failed", event_id, item.room_id):
             if await self.db.dedupe.claim_event(event_id, now_ms()):
                 log.debug("handling %s %s in %s", item.event.get("type"), event_id, item.room_id)
                 await self.handler(item.event)
             elif left_by_a_crash and self.interrupted is not None:
                 log.info("%s was being handled when the service stopped", event_id)
                 await self.interrupted(item.event)
-        except Exception:
-            ref = secrets.token_hex(4)
-            log.exception("event %s in %s failed (ref %s)", event_id, item.room_id, ref)
         await self.db.inbox.done(item.seq)
 
     async def wait_idle(self) -> None:
@@ -95,7 +102,4 @@ class Router:
 
     async def stop(self) -> None:
         """Cancel the workers; what they had not finished stays in the inbox for next time."""
-        tasks = list(self._workers.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.tasks.stop()

@@ -21,7 +21,7 @@ from mautrix.types import EventType, PaginationDirection, RoomID, UserID
 
 from communities_appservice.app import App
 from communities_appservice.config import Config, generate_registration, load
-from communities_appservice.localhs import LocalSynapse, free_loopback_port
+from communities_appservice.dev.localhs import LocalSynapse, free_loopback_port
 
 T = TypeVar("T")
 SERVER = "localhost"

@@ -7,11 +7,11 @@ from typing import Any
 from mautrix.errors import MForbidden
 from mautrix.types import EventType, RoomID
 
-from communities_appservice import rules
+from communities_appservice.rules.power import BOT_ONLY_EVENTS
 
 from .harness import Stack, User
 
-BOT_ONLY = set(rules.BOT_ONLY_EVENTS)
+BOT_ONLY = set(BOT_ONLY_EVENTS)
 
 
 async def create(stack: Stack, owner: User, name: str, *extra: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from mautrix.api import Method
 from mautrix.types import EventType, PaginationDirection, RoomID
 
 from communities_appservice.db import Tables, create_database
-from communities_appservice.rules import AdminRole
+from communities_appservice.rules.model import AdminRole
 
 from .e2ee import E2EEUser
 from .harness import Stack, User, eventually

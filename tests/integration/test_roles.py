@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from communities_appservice.rules import AdminRole
+from communities_appservice.rules.model import AdminRole
 
 from .harness import Stack, User, eventually
 from .test_groups_and_admins import joined_community

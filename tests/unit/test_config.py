@@ -17,7 +17,7 @@ import yaml
 import communities_appservice
 from communities_appservice import config
 from communities_appservice.errors import ConfigError
-from communities_appservice.rules import Permission
+from communities_appservice.rules.model import Permission
 
 PROJECT = Path(communities_appservice.__file__).resolve().parent.parent
 

@@ -1,14 +1,12 @@
-"""Every table of `db`, against a real database: SQLite always, PostgreSQL on request.
+"""Every table of `db`, against a real database: SQLite, and PostgreSQL in its own pass.
 
-`COMMUNITIES_TEST_DB=postgres` adds a fresh PostgreSQL database for this module (created at
-`COMMUNITIES_TEST_POSTGRES_URL`, default postgres://postgres@127.0.0.1:5432/test, and dropped
-afterwards); every test then runs on both backends.
+The tests use the suite's `tables` fixture (tests/conftest.py): this module's database on the
+pass's backend, emptied before each test. `COMMUNITIES_TEST_DB=postgres pytest -m db` runs them
+on a fresh PostgreSQL database (at `COMMUNITIES_TEST_POSTGRES_URL`, default
+postgres://postgres@127.0.0.1:5432/test, dropped afterwards) instead of SQLite.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,49 +14,7 @@ from communities_appservice.db import Tables, create_database
 from communities_appservice.db.community import Community
 from communities_appservice.db.inbox import content_digest
 from communities_appservice.db.room import CommunityRoom
-from communities_appservice.rules import AdminRole
-
-from .. import postgres
-
-TABLES = (
-    "community_problem",
-    "operation_step",
-    "operation",
-    "group_suggestion",
-    "community_text",
-    "welcomed",
-    "bot_dm",
-    "join_request",
-    "invite_link",
-    "group_admin",
-    "community_room",
-    "community_admin",
-    "community_member",
-    "community",
-    "audit_log",
-    "handled_event",
-    "inbox",
-    "handled_txn",
-)
-
-
-@pytest.fixture(scope="module", params=postgres.backends())
-async def module_tables(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Tables]:
-    async with postgres.tables_on(
-        request.param, tmp_path_factory.mktemp("db"), "communities_unit"
-    ) as t:
-        yield t
-
-
-@pytest.fixture
-async def tables(module_tables: Tables) -> Tables:
-    """The module's database, emptied."""
-    for table in TABLES:
-        await module_tables.db.execute(f"DELETE FROM {table}")
-    return module_tables
-
+from communities_appservice.rules.model import AdminRole
 
 SPACE = "!space:example.org"
 OTHER = "!other:example.org"
@@ -100,10 +56,9 @@ def _room(room_id: str, space_id: str = SPACE, **kw: object) -> CommunityRoom:
 # --- migrations --------------------------------------------------------------------------
 
 
-async def test_migrations_run_once(tmp_path: Path) -> None:
-    url = f"sqlite:{tmp_path / 'again.db'}"
+async def test_migrations_run_once(database_url: str) -> None:
     for _ in range(2):  # a restart finds the schema in place
-        db = create_database(url)
+        db = create_database(database_url)
         await db.start()
         try:
             assert await db.fetchval("SELECT MAX(version) FROM communities_version") >= 1

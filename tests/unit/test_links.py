@@ -1,28 +1,27 @@
 """Invite links: alias format, the QR code's content, the `invite_link` table, and `Links`
-through a recording gateway on a real database (SQLite, and PostgreSQL on request)."""
+through a recording gateway on a real database (SQLite, and PostgreSQL in its own pass)."""
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import zxingcpp
+from mautrix.types import RoomID
 from PIL import Image
 
 from communities_appservice import config
 from communities_appservice.commands.links import link_reply
+from communities_appservice.core.service import Service
 from communities_appservice.db import Tables
 from communities_appservice.db.community import Community
 from communities_appservice.db.invite_link import InviteLink
 from communities_appservice.errors import Forbidden
-from communities_appservice.links import Link, Links, is_link_alias, new_alias, qr_png
-from communities_appservice.matrix.gateway import MatrixError
-from communities_appservice.service import Service
+from communities_appservice.features.links import Link, Links, is_link_alias, new_alias, qr_png
 
-from .. import postgres
+from ..recording import RecordingGateway
 
 SPACE = "!space:example.org"
 OWNER = "@owner:example.org"
@@ -96,23 +95,6 @@ def test_link_reply_escapes_and_links() -> None:
 # --- the table and the use cases -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=postgres.backends())
-async def module_tables(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Tables]:
-    async with postgres.tables_on(
-        request.param, tmp_path_factory.mktemp("db"), "communities_links"
-    ) as t:
-        yield t
-
-
-@pytest.fixture
-async def tables(module_tables: Tables) -> Tables:
-    for table in ("invite_link", "audit_log", "community"):
-        await module_tables.db.execute(f"DELETE FROM {table}")
-    return module_tables
-
-
 def _community(join_mode: str = "open") -> Community:
     return Community(SPACE, "Parents", "", join_mode, OWNER, "active", "12", 1)
 
@@ -135,42 +117,10 @@ async def test_invite_link_goes_with_its_community(tables: Tables) -> None:
     assert await tables.invite_links.get(SPACE) is None
 
 
-class RecordingGateway:
-    """The outgoing Matrix edge: a directory of aliases and a media store, in memory."""
-
-    bot = "@communities:example.org"
-    server_name = "example.org"
-
-    def __init__(self) -> None:
-        self.aliases: dict[str, str] = {}
-        self.uploads: list[tuple[bytes, str, str]] = []
-        self.taken: set[str] = set()
-
-    async def create_alias(self, alias: str, room_id: str) -> None:
-        if alias in self.aliases or alias in self.taken:
-            raise MatrixError("M_UNKNOWN", "Room alias already taken", 409)
-        self.aliases[alias] = room_id
-
-    async def delete_alias(self, alias: str) -> None:
-        self.aliases.pop(alias, None)
-
-    async def resolve_alias(self, alias: str) -> str | None:
-        return self.aliases.get(alias)
-
-    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
-        self.uploads.append((data, content_type, filename))
-        return f"mxc://example.org/media{len(self.uploads)}"
-
-    async def media(
-        self, room_id: str, data: bytes, content_type: str, filename: str
-    ) -> dict[str, Any]:
-        return {"url": await self.upload(data, content_type, filename)}  # an unencrypted room
-
-
 @pytest.fixture
 async def links(tables: Tables) -> tuple[Links, RecordingGateway]:
-    gateway = RecordingGateway()
-    service = Service(CONFIG, tables, gateway)  # type: ignore[arg-type]
+    gateway = RecordingGateway("@communities:example.org", "example.org")
+    service = Service(CONFIG, tables, gateway)
     return Links(service), gateway
 
 
@@ -223,8 +173,10 @@ async def test_taken_aliases_are_skipped(
     use, gateway = links
     await tables.communities.insert(_community())
     candidates = iter(["#communities_taken000:example.org", "#communities_free0000:example.org"])
-    gateway.taken.add("#communities_taken000:example.org")
-    monkeypatch.setattr("communities_appservice.links.new_alias", lambda *_: next(candidates))
+    gateway.aliases["#communities_taken000:example.org"] = RoomID("!other:example.org")
+    monkeypatch.setattr(
+        "communities_appservice.features.links.new_alias", lambda *_: next(candidates)
+    )
     made = await use.link(_community(), OWNER)
     assert made.alias == "#communities_free0000:example.org"
 

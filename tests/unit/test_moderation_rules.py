@@ -6,9 +6,17 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from communities_appservice import rules
 from communities_appservice.errors import Forbidden, Invalid
-from communities_appservice.rules import AdminRole
+from communities_appservice.rules.model import AdminRole
+from communities_appservice.rules.moderation import (
+    MAX_REASON,
+    check_can_moderate,
+    check_reason,
+    rooms_to_ban,
+    rooms_to_remove,
+    rooms_to_unban,
+    shared_rooms,
+)
 
 BOT = "@communities:example.org"
 OWNER = "@owner:example.org"
@@ -31,17 +39,17 @@ ROLES = {OWNER: AdminRole.OWNER, ADMIN: AdminRole.ADMIN}
 )
 def test_check_can_moderate(action: str, user: str, refusal: str | None) -> None:
     if refusal is None:
-        rules.check_can_moderate(ROLES, user, BOT, action)
+        check_can_moderate(ROLES, user, BOT, action)
         return
     with pytest.raises(Forbidden, match=refusal) as caught:
-        rules.check_can_moderate(ROLES, user, BOT, action)
+        check_can_moderate(ROLES, user, BOT, action)
     assert "\n" not in caught.value.message
 
 
 @pytest.mark.parametrize(("action", "word"), [("remove", "removed"), ("ban", "banned")])
 def test_owner_refusal_names_the_action(action: str, word: str) -> None:
     with pytest.raises(Forbidden, match=f"cannot be {word}"):
-        rules.check_can_moderate(ROLES, OWNER, BOT, action)
+        check_can_moderate(ROLES, OWNER, BOT, action)
 
 
 @pytest.mark.parametrize(
@@ -51,16 +59,16 @@ def test_owner_refusal_names_the_action(action: str, word: str) -> None:
         ("   ", None),
         ("spam", "spam"),
         ("  too many links  ", "too many links"),
-        ("x" * rules.MAX_REASON, "x" * rules.MAX_REASON),
+        ("x" * MAX_REASON, "x" * MAX_REASON),
     ],
 )
 def test_check_reason(reason: str, expected: str | None) -> None:
-    assert rules.check_reason(reason) == expected
+    assert check_reason(reason) == expected
 
 
 def test_check_reason_refuses_a_long_reason() -> None:
-    with pytest.raises(Invalid, match=f"limit is {rules.MAX_REASON}"):
-        rules.check_reason("x" * (rules.MAX_REASON + 1))
+    with pytest.raises(Invalid, match=f"limit is {MAX_REASON}"):
+        check_reason("x" * (MAX_REASON + 1))
 
 
 MEMBERSHIPS: dict[str, str | None] = {
@@ -77,9 +85,9 @@ MEMBERSHIPS: dict[str, str | None] = {
 @pytest.mark.parametrize(
     ("select", "expected"),
     [
-        (rules.rooms_to_remove, ["!space", "!ann", "!g1", "!admins"]),
-        (rules.rooms_to_ban, ["!space", "!ann", "!g1", "!g2", "!g3", "!admins"]),
-        (rules.rooms_to_unban, ["!g4"]),
+        (rooms_to_remove, ["!space", "!ann", "!g1", "!admins"]),
+        (rooms_to_ban, ["!space", "!ann", "!g1", "!g2", "!g3", "!admins"]),
+        (rooms_to_unban, ["!g4"]),
     ],
 )
 def test_rooms_to_act_on(select: Select, expected: list[str]) -> None:
@@ -98,9 +106,9 @@ def test_rooms_to_act_on(select: Select, expected: list[str]) -> None:
 def test_rooms_to_act_on_edges(
     memberships: dict[str, str | None], remove: list[str], ban: list[str], unban: list[str]
 ) -> None:
-    assert rules.rooms_to_remove(memberships) == remove
-    assert rules.rooms_to_ban(memberships) == ban
-    assert rules.rooms_to_unban(memberships) == unban
+    assert rooms_to_remove(memberships) == remove
+    assert rooms_to_ban(memberships) == ban
+    assert rooms_to_unban(memberships) == unban
 
 
 @pytest.mark.parametrize(
@@ -114,5 +122,5 @@ def test_rooms_to_act_on_edges(
     ],
 )
 def test_shared_rooms(joined: dict[str, set[str]], expected: list[str]) -> None:
-    assert rules.shared_rooms(joined, OWNER, MEMBER) == expected
-    assert rules.shared_rooms(joined, MEMBER, OWNER) == expected
+    assert shared_rooms(joined, OWNER, MEMBER) == expected
+    assert shared_rooms(joined, MEMBER, OWNER) == expected

@@ -7,31 +7,38 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
+from mautrix.types import UserID
 
-from communities_appservice import operations
-from communities_appservice.db import Tables, create_database
-from communities_appservice.errors import Conflict
-from communities_appservice.matrix.gateway import MatrixError
-from communities_appservice.operations import (
-    Operations,
-    Pending,
-    RoomInTheMaking,
-    Run,
-    Undone,
-    is_transient,
-    operation,
-)
+from communities_appservice.core import operations
+from communities_appservice.core.operations import Operations, operation
+from communities_appservice.core.run import Naming, Params, RoomInTheMaking, Run
+from communities_appservice.db import Tables
+from communities_appservice.errors import Conflict, Pending, Undone
+from communities_appservice.matrix.errors import MatrixError, is_transient
+from communities_appservice.tasks import Tasks, bounded
+
+from ..recording import RecordingGateway
 
 CALLS: list[str] = []
 FAIL: dict[str, BaseException] = {}  # step → what it raises (once)
 
 
-async def _step(run: Run, key: str) -> str:
+@dataclass(frozen=True)
+class Three(Params):
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class Broken(Params):
+    pass
+
+
+async def _step(run: Run[Any], key: str) -> str:
     async def act() -> str:
         CALLS.append(key)
         if key in FAIL:
@@ -41,56 +48,57 @@ async def _step(run: Run, key: str) -> str:
     return await run.step(key, act)
 
 
-async def _undo(run: Run, reason: str) -> str:
+async def _undo(svc: object, run: Run[Three], reason: str) -> str:
     CALLS.append(f"undo after {sorted(run.results(''))}")
     return f"Undone: {reason}."
 
 
-async def _broken_undo(run: Run, reason: str) -> str:
+async def _broken_undo(svc: object, run: Run[Broken], reason: str) -> str:
     CALLS.append("undo")
     raise MatrixError("M_FORBIDDEN", "no", 403)
 
 
-@operation("test broken undo", undo=_broken_undo)
-async def _refused(run: Run) -> str:
+@operation("test broken undo", Broken, undo=_broken_undo)
+async def _refused(svc: object, run: Run[Broken]) -> str:
     await _step(run, "one")
     raise MatrixError("M_FORBIDDEN", "no", 403)
 
 
-@operation("test three steps", undo=_undo)
-async def _three(run: Run) -> str:
+@operation("test three steps", Three, undo=_undo)
+async def _three(svc: object, run: Run[Three]) -> str:
     for key in ("one", "two", "three"):
         await _step(run, key)
     return "All three."
 
 
+BOT = UserID("@bot:x")
+ACTOR = UserID("@a:x")
+
+
 class Standin:
-    """The parts of `Service` the engine uses, without a homeserver."""
+    """The engine on its own: the database, a recording gateway, its tasks."""
 
     def __init__(self, tables: Tables) -> None:
         self.db = tables
-        self.ops = Operations(self)  # type: ignore[arg-type]
-
-    async def admins_room_of(self, space_id: str) -> str | None:
-        return None
+        self.tasks = Tasks()
+        gateway = RecordingGateway(BOT, "x")
+        self.ops = Operations(tables, gateway, self.tasks, Naming("c_", "x", BOT))
 
 
 @pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Standin]:
-    db = create_database(f"sqlite:{tmp_path / 'ops.db'}")
-    await db.start()
+async def svc(tables: Tables) -> AsyncIterator[Standin]:
     CALLS.clear()
     FAIL.clear()
-    standin = Standin(Tables(db))
+    standin = Standin(tables)
     try:
         yield standin
     finally:
         await standin.ops.stop()
-        await db.stop()
+        await standin.tasks.stop()
 
 
 async def test_an_operation_runs_each_step_once(svc: Standin) -> None:
-    run = await svc.ops.run("test three steps", "@a:x", {"n": 1})
+    run = await svc.ops.run(Three(1), ACTOR)
     assert CALLS == ["one", "two", "three"]
     op = await svc.db.operations.get(run.op.id)
     assert op is not None and (op.state, op.outcome, op.attempts) == ("done", "All three.", 1)
@@ -107,7 +115,7 @@ async def test_a_stalled_operation_is_retried_from_where_it_stopped(
     monkeypatch.setattr(operations, "RETRY_FIRST", 0.01)
     FAIL["two"] = aiohttp.ClientConnectionError("homeserver down")
     with pytest.raises(Pending) as caught:
-        await svc.ops.run("test three steps", "@a:x", {})
+        await svc.ops.run(Three(), ACTOR)
     assert "as soon as it is back" in caught.value.message
     [op] = await svc.db.operations.running()
 
@@ -122,7 +130,7 @@ async def test_a_stalled_operation_is_retried_from_where_it_stopped(
 async def test_a_refused_step_undoes_the_operation(svc: Standin) -> None:
     FAIL["three"] = MatrixError("M_FORBIDDEN", "no", 403)
     with pytest.raises(Undone) as caught:
-        await svc.ops.run("test three steps", "@a:x", {})
+        await svc.ops.run(Three(), ACTOR)
     assert caught.value.message == "Undone: M_FORBIDDEN (HTTP 403)."
     assert CALLS == ["one", "two", "three", "undo after ['one', 'two']"]
     op = await svc.db.operations.get(1)
@@ -133,7 +141,7 @@ async def test_a_refused_step_undoes_the_operation(svc: Standin) -> None:
 async def test_a_rule_refusing_mid_way_is_the_reason_given(svc: Standin) -> None:
     FAIL["two"] = Conflict("The community no longer exists.")
     with pytest.raises(Undone) as caught:
-        await svc.ops.run("test three steps", "@a:x", {})
+        await svc.ops.run(Three(), ACTOR)
     assert caught.value.message == "Undone: The community no longer exists."
 
 
@@ -166,7 +174,7 @@ async def test_an_operation_being_undone_is_undone_on_resume(svc: Standin) -> No
 
 def test_a_kind_registered_twice_is_a_bug() -> None:
     with pytest.raises(ValueError):
-        operation("test three steps")(_three)
+        operation("test three steps", Three)(_three)
 
 
 @pytest.mark.parametrize(
@@ -189,19 +197,21 @@ def test_is_transient(error: BaseException, transient: bool) -> None:
 
 
 async def test_steps_results_survive_as_json(svc: Standin) -> None:
-    async def perform(run: Run) -> Any:
+    async def perform(run: Run[Three]) -> Any:
         return await run.keep("rooms", ["!a", "!b"])
 
     op = await svc.db.operations.add("test three steps", "", "@a:x", {}, ("", "", ""), 1)
-    run = Run(svc.ops, op, {})
+    run = Run(svc.db, svc.ops.gw, svc.ops.naming, op, Three(), {})
     assert await perform(run) == ["!a", "!b"]
-    again = Run(svc.ops, op, await svc.db.operations.steps(op.id))
+    again = Run(
+        svc.db, svc.ops.gw, svc.ops.naming, op, Three(), await svc.db.operations.steps(op.id)
+    )
     assert await again.keep("rooms", ["!other"]) == ["!a", "!b"]
 
 
 async def test_an_undo_that_fails_ends_the_operation_as_failed(svc: Standin) -> None:
     with pytest.raises(MatrixError):
-        await svc.ops.run("test broken undo", "@a:x", {})
+        await svc.ops.run(Broken(), ACTOR)
     op = await svc.db.operations.get(1)
     assert op is not None and op.state == "failed" and "undoing it failed too" in op.outcome
     assert await svc.db.operations.running() == []  # nothing left to block the community
@@ -241,8 +251,6 @@ async def test_finished_operations_are_forgotten_after_a_while(svc: Standin) -> 
 
 
 async def test_bounded_cancels_the_rest_when_one_call_fails() -> None:
-    from communities_appservice.service import bounded
-
     finished: list[int] = []
 
     async def call(i: int) -> int:

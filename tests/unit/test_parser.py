@@ -6,19 +6,10 @@ from typing import Any
 
 import pytest
 
-import communities_appservice.commands  # noqa: F401  (registers every command)
-from communities_appservice.commands.framework import (
-    REGISTRY,
-    Need,
-    Spec,
-    command,
-    command_text,
-    find_spec,
-    join_replies,
-    say,
-    split_flags,
-    tokenize,
-)
+import communities_appservice.index  # noqa: F401  (registers every command)
+from communities_appservice.commands.framework import REGISTRY, Need, Spec, command, find_spec
+from communities_appservice.commands.parse import command_text, split_flags, tokenize
+from communities_appservice.core.notices import lines, say
 from communities_appservice.errors import Invalid, NotFound
 
 # --- tokenize ----------------------------------------------------------------------------
@@ -339,8 +330,8 @@ def test_say(template: str, args: list[object], plain: str, html: str) -> None:
     assert reply.html == html
 
 
-def test_join_replies() -> None:
-    reply = join_replies(say("<b>{}</b>", "a&b"), say("c"))
+def test_lines() -> None:
+    reply = lines(say("<b>{}</b>", "a&b"), say("c"))
     assert reply.plain == "a&b\nc"
     assert reply.html == "<b>a&amp;b</b><br>c"
 

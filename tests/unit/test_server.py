@@ -1,15 +1,16 @@
-"""`matrix.server` and `matrix.router`: what the homeserver calls, over real HTTP and SQLite.
+"""`matrix.server` and `matrix.router`: what the homeserver calls, over real HTTP and a real
+database (SQLite, and PostgreSQL in its own pass).
 
 The handler is a plain recording function; the router, the inbox and the dedupe table are
-the real ones, so a "restart" is a new Router and server over the same database file.
+the real ones, so a "restart" is a new Router and server over the same database, reopened.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,12 +63,9 @@ class Service:
     async def close(self) -> None:
         await self.client.close()
         await self.router.stop()
-        await self.db.stop()
 
 
-async def _start(path: Path, *, ready: bool = True) -> Service:
-    db = create_database(f"sqlite:{path}")
-    await db.start()
+async def _start(db: Database, *, ready: bool = True) -> Service:
     handled, interrupted = Recorder(), Recorder()
     router = Router(Tables(db), handled, interrupted)
     server = AppserviceServer(HS_TOKEN, router, BOT)
@@ -79,9 +77,31 @@ async def _start(path: Path, *, ready: bool = True) -> Service:
     return Service(db, server, router, client, handled, interrupted)
 
 
+@asynccontextmanager
+async def _opened(url: str) -> AsyncIterator[Database]:
+    """The database at `url`, open: what one run of the process sees."""
+    db = create_database(url)
+    await db.start()
+    try:
+        yield db
+    finally:
+        await db.stop()
+
+
+@asynccontextmanager
+async def _running(url: str) -> AsyncIterator[Service]:
+    """One run of the process: the database opened, the service started, both stopped."""
+    async with _opened(url) as db:
+        running = await _start(db)
+        try:
+            yield running
+        finally:
+            await running.close()
+
+
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    running = await _start(tmp_path / "communities.db")
+async def service(tables: Tables) -> AsyncIterator[Service]:
+    running = await _start(tables.db)
     try:
         yield running
     finally:
@@ -285,70 +305,48 @@ async def test_a_failing_event_does_not_stop_the_next(
     assert await service.db.fetchval("SELECT COUNT(*) FROM inbox") == 0
 
 
-async def test_restart_remembers_transactions_and_events(tmp_path: Path) -> None:
-    path = tmp_path / "communities.db"
-    first = await _start(path)
-    try:
+async def test_restart_remembers_transactions_and_events(database_url: str) -> None:
+    async with _running(database_url) as first:
         assert await first.put("t1", [_event("$a"), _event("$b")]) == 200
         assert sorted(first.handled.ids) == ["$a", "$b"]
-    finally:
-        await first.close()
 
-    second = await _start(path)
-    try:
+    async with _running(database_url) as second:
         assert second.handled.seen == []  # nothing left to resume
         assert await second.put("t1", [_event("$a"), _event("$b")]) == 200
         assert second.handled.seen == []
         assert await second.put("t2", [_event("$a"), _event("$d")]) == 200
         assert second.handled.ids == ["$d"]
-    finally:
-        await second.close()
 
 
-async def test_restart_resumes_what_was_accepted_but_not_handled(tmp_path: Path) -> None:
-    path = tmp_path / "communities.db"
-    db = create_database(f"sqlite:{path}")
-    await db.start()
-    try:  # a crash after the 200 and before the handling
+async def test_restart_resumes_what_was_accepted_but_not_handled(database_url: str) -> None:
+    async with _opened(database_url) as db:  # a crash after the 200 and before the handling
         await Tables(db).inbox.accept("t1", [_event("$a"), _event("$b")], 1)
-    finally:
-        await db.stop()
 
-    restarted = await _start(path)
-    try:
+    async with _running(database_url) as restarted:
         await restarted.router.wait_idle()
         assert restarted.handled.ids == ["$a", "$b"]
         assert await restarted.put("t1", [_event("$a")]) == 200
         assert restarted.handled.ids == ["$a", "$b"]
-    finally:
-        await restarted.close()
 
 
-async def test_an_event_a_crash_interrupted_is_reported_not_run_again(tmp_path: Path) -> None:
-    path = tmp_path / "communities.db"
-    db = create_database(f"sqlite:{path}")
-    await db.start()
-    try:  # $a was being handled (claimed, still in the inbox) when the process died
+async def test_an_event_a_crash_interrupted_is_reported_not_run_again(database_url: str) -> None:
+    async with _opened(database_url) as db:
+        # $a was being handled (claimed, still in the inbox) when the process died
         tables = Tables(db)
         await tables.inbox.accept("t1", [_event("$a"), _event("$b")], 1)
         await tables.dedupe.claim_event("$a", 2)
-    finally:
-        await db.stop()
 
-    restarted = await _start(path)
-    try:
+    async with _running(database_url) as restarted:
         await restarted.router.wait_idle()
         assert restarted.handled.ids == ["$b"]
         assert restarted.interrupted.ids == ["$a"]
         # Delivered again later, it is a plain duplicate: neither run nor reported.
         assert await restarted.put("t2", [_event("$a")]) == 200
         assert restarted.handled.ids == ["$b"] and restarted.interrupted.ids == ["$a"]
-    finally:
-        await restarted.close()
 
 
-async def test_transactions_wait_until_the_service_is_ready(tmp_path: Path) -> None:
-    starting = await _start(tmp_path / "communities.db", ready=False)
+async def test_transactions_wait_until_the_service_is_ready(tables: Tables) -> None:
+    starting = await _start(tables.db, ready=False)
     try:
         put = asyncio.create_task(
             starting.client.put(TXN.format("early"), json={"events": [_event("$a")]}, headers=AUTH)

@@ -1,11 +1,9 @@
 """Schema migrations, one module per revision, never edited once shipped."""
 
-from mautrix.util.async_db import UpgradeTable
+from .table import upgrade_table
 
-upgrade_table = UpgradeTable(version_table_name="communities_version", database_name="communities")
-
-# Each revision registers itself on import, in order.
-from . import (  # noqa: E402,F401
+# Each revision registers itself with the table on import, in order.
+from . import (  # isort: skip
     v01_initial,
     v02_invite_links,
     v03_join_requests,
@@ -14,3 +12,5 @@ from . import (  # noqa: E402,F401
     v06_operations,
     v07_problems,
 )
+
+__all__ = ["upgrade_table"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mautrix.util.async_db import Connection, Scheme
 
-from . import upgrade_table
+from .table import upgrade_table
 
 
 # mautrix types `register` for direct use only; as a decorator factory mypy cannot follow it.

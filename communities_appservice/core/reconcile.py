@@ -24,62 +24,54 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import rules
-from .db import now_ms
-from .db.community import Community
-from .db.room import CommunityRoom
-from .matrix.gateway import MatrixError
-from .operations import is_transient
-from .rules import GroupAccess, JoinMode, Role
-from .service import Service, bounded
+from mautrix.types import RoomID, UserID
+
+from ..db import now_ms
+from ..db.community import Community
+from ..db.room import CommunityRoom
+from ..matrix.errors import MatrixError, is_transient
+from ..rules.drift import (
+    admins_room_drift,
+    desired_join_rule,
+    join_rule_drifts,
+    link_fixes,
+    power_drift,
+)
+from ..rules.joins import (
+    marker_content,
+    parent_content,
+)
+from ..rules.limits import admin_excess
+from ..rules.model import ACTIVE, MARKER_EVENT, MEGOLM, AuditAction, GroupAccess, JoinMode, Role
+from ..rules.power import outranking
+from ..tasks import bounded
+from .checks import CHECKS, WATCHED, Findings, RoomCheck, record_repair
+from .notices import lines as text_lines
+from .notices import notice, say
+from .service import Service
 
 log = logging.getLogger("communities.reconcile")
 
-# State events whose change may be drift; a change to any of them has its room checked.
-WATCHED = frozenset(
-    {
-        "m.room.power_levels",
-        "m.space.child",
-        "m.space.parent",
-        "m.room.join_rules",
-        "m.room.encryption",
-        "m.room.member",
-        rules.MARKER_EVENT,
-    }
-)
 # A burst of state events (a client's edits, our own repairs) is checked once.
 SETTLE_SECONDS = 0.5
 ADMIN_EXCESS = "admins"  # the key of the community-wide problem of too many admins
 COMMUNITIES_AT_ONCE = 4
 
 
-@dataclass
-class Findings:
-    """One pass over some rooms of a community: what was repaired, what could not be."""
-
-    repairs: list[str] = field(default_factory=list)
-    problems: dict[str, str] = field(default_factory=dict)  # key → what an admin should do
-
-
 class Reconciler:
     def __init__(self, service: Service) -> None:
         self.svc = service
         self._pending: dict[str, set[str]] = {}  # room → event types awaiting its check
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._timer: asyncio.Task[None] | None = None
 
     # --- triggers ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """A full pass now, then one every `reconcile_interval` seconds."""
-        self._timer = asyncio.create_task(
-            self._every(self.svc.config.communities.reconcile_interval)
-        )
+        interval = self.svc.config.communities.reconcile_interval
+        self.svc.tasks.spawn("reconciliation", self._every(interval))
 
     async def _every(self, interval: float) -> None:
         while True:
@@ -94,17 +86,15 @@ class Reconciler:
         event_type = event.get("type")
         if event_type not in WATCHED or "state_key" not in event:
             return
-        room_id = str(event.get("room_id"))
+        room_id = RoomID(str(event.get("room_id")))
         seen = self._pending.get(room_id)
         if seen is not None:
             seen.add(str(event_type))
             return
         self._pending[room_id] = {str(event_type)}
-        task = asyncio.create_task(self._check_soon(room_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.svc.tasks.spawn(f"reconciling {room_id}", self._check_soon(room_id))
 
-    async def _check_soon(self, room_id: str) -> None:
+    async def _check_soon(self, room_id: RoomID) -> None:
         try:
             await asyncio.sleep(SETTLE_SECONDS)
             seen = self._pending.pop(room_id, set())
@@ -114,19 +104,12 @@ class Reconciler:
             if seen == {"m.room.member"} and room.role != Role.ADMINS:
                 return  # membership matters for reconciliation only in the admins room
             community = await self.svc.db.communities.get(room.space_id)
-            if community is not None and community.state == "active":
+            if community is not None and community.state == ACTIVE:
                 await self.community(community, only=room_id)
         except Exception:
             log.exception("checking %s failed", room_id)
         finally:
             self._pending.pop(room_id, None)
-
-    async def stop(self) -> None:
-        tasks = [*self._tasks, *([self._timer] if self._timer else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._timer = None
 
     # --- passes -------------------------------------------------------------------------------
 
@@ -142,7 +125,7 @@ class Reconciler:
             return Findings()
         async with svc.ops.lock(space_id):
             fresh = await svc.db.communities.get(space_id)
-            if fresh is None or fresh.state != "active" or await svc.ops.busy(space_id):
+            if fresh is None or fresh.state != ACTIVE or await svc.ops.busy(space_id):
                 return Findings()  # an operation stalled while we waited: it goes on later
             rooms = await svc.db.rooms.of_community(space_id)
             findings = Findings()
@@ -150,7 +133,7 @@ class Reconciler:
                 if only is None or room.room_id == only:
                     await self._room(fresh, room, rooms, findings)
             count = len(await svc.db.admins.roles(space_id))
-            excess = rules.admin_excess(count, svc.config.communities.max_admins)
+            excess = admin_excess(count, svc.config.communities.max_admins)
             if excess:
                 findings.problems[ADMIN_EXCESS] = f"This community has {excess}."
         await self._report(fresh, findings, rooms=None if only is None else {only})
@@ -171,14 +154,20 @@ class Reconciler:
             await self._room_state(community, room, rooms, state, findings)
             if room.role == Role.ADMINS:
                 await self._admins_members(community, room, state, findings)
+            for roles, extra in CHECKS:
+                if room.role in roles:
+                    await extra(RoomCheck(self.svc, community, room, findings))
         except MatrixError as e:
             if is_transient(e):
                 raise
             log.warning("reconciling %s: refused (%s)", room.room_id, e.errcode)
-            findings.problems[f"refused {room.room_id}"] = (
-                f"The homeserver refuses the bot's changes in {room.name} ({e.errcode}): "
-                f"give {self.svc.bot} the highest power level there."
-            )
+            findings.problems[f"refused {room.room_id}"] = say(
+                "The homeserver refuses the bot's changes in {} ({}): give {} the highest "
+                "power level there.",
+                room.name,
+                e.errcode,
+                self.svc.bot,
+            ).plain
 
     async def _state(
         self, room: CommunityRoom, findings: Findings
@@ -197,10 +186,13 @@ class Reconciler:
             except MatrixError as e2:
                 if is_transient(e2):
                     raise
-                findings.problems[f"gone {room.room_id}"] = (
-                    f"The bot was removed from {room.name} and cannot return: invite "
-                    f"{self.svc.bot} to {room.room_id} again, or remove the group."
-                )
+                findings.problems[f"gone {room.room_id}"] = say(
+                    "The bot was removed from {} and cannot return: invite {} to {} again, or "
+                    "remove the group.",
+                    room.name,
+                    self.svc.bot,
+                    room.room_id,
+                ).plain
                 return None
             await self._repaired(room, findings, "the bot had been removed; it rejoined")
         return {(str(e["type"]), str(e.get("state_key", ""))): e for e in events}
@@ -217,7 +209,7 @@ class Reconciler:
         wanted = [
             ("m.room.power_levels", ""),
             ("m.room.join_rules", ""),
-            (rules.MARKER_EVENT, ""),
+            (MARKER_EVENT, ""),
         ]
         if room.role == Role.SPACE:
             events = [
@@ -245,31 +237,23 @@ class Reconciler:
         svc = self.svc
         actual = dict((state.get(("m.room.power_levels", "")) or {}).get("content") or {})
         desired = await svc.power_for(community, room)
-        drift = rules.power_drift(actual, desired)
+        drift = power_drift(actual, desired)
         if not drift:
             return
         levels = svc.levels(community, room)
         if levels.bot_listed:
-            rivals = rules.outranking(actual, svc.bot, levels.bot)
+            rivals = outranking(actual, svc.bot, levels.bot)
             if rivals:
-                findings.problems[f"outranked {room.room_id}"] = (
-                    f"In {room.name}, {', '.join(rivals)} hold as much power as the bot, which "
-                    f"therefore cannot keep the community's rules there: they must lower their "
-                    f"own level below {levels.bot}."
-                )
+                findings.problems[f"outranked {room.room_id}"] = say(
+                    "In {}, {} hold as much power as the bot, which therefore cannot keep the "
+                    "community's rules there: they must lower their own level below {}.",
+                    room.name,
+                    ", ".join(rivals),
+                    levels.bot,
+                ).plain
                 return
         await svc.gw.send_state(room.room_id, "m.room.power_levels", {**actual, **desired})
         await self._repaired(room, findings, f"power levels ({'; '.join(drift)})")
-
-    def _desired_join_rule(self, community: Community, room: CommunityRoom) -> dict[str, Any]:
-        space_id = community.space_id
-        if room.role == Role.SPACE:
-            return rules.join_rule_content(rules.space_join_rule(JoinMode(community.join_mode)))
-        if room.role == Role.ANNOUNCEMENTS:
-            return rules.join_rule_content("restricted", space_id)
-        if room.role == Role.ADMINS:
-            return rules.join_rule_content("invite")
-        return rules.join_rule_content(rules.group_join_rule(GroupAccess(room.access)), space_id)
 
     async def _room_state(
         self,
@@ -286,11 +270,13 @@ class Reconciler:
             return dict((state.get((event_type, key)) or {}).get("content") or {})
 
         fixes: list[tuple[str, dict[str, Any], str, str]] = []  # type, content, key, what
-        marker = rules.marker_content(space_id, Role(room.role))
-        if content(rules.MARKER_EVENT) != marker:
-            fixes.append((rules.MARKER_EVENT, marker, "", "the community marker"))
-        join_rule = self._desired_join_rule(community, room)
-        if rules.join_rule_drifts(content("m.room.join_rules"), join_rule):
+        marker = marker_content(space_id, Role(room.role))
+        if content(MARKER_EVENT) != marker:
+            fixes.append((MARKER_EVENT, marker, "", "the community marker"))
+        join_rule = desired_join_rule(
+            Role(room.role), JoinMode(community.join_mode), GroupAccess(room.access), space_id
+        )
+        if join_rule_drifts(content("m.room.join_rules"), join_rule):
             fixes.append(
                 ("m.room.join_rules", join_rule, "", f"join rule {join_rule['join_rule']}")
             )
@@ -299,43 +285,19 @@ class Reconciler:
             and svc.config.encryption.enabled
             and not content("m.room.encryption")
         ):
-            fixes.append(("m.room.encryption", {"algorithm": rules.MEGOLM}, "", "encryption"))
+            fixes.append(("m.room.encryption", {"algorithm": MEGOLM}, "", "encryption"))
         if room.role in (Role.ANNOUNCEMENTS, Role.GROUP) and not content(
             "m.space.parent", space_id
         ).get("via"):
             fixes.append(
-                ("m.space.parent", rules.parent_content(svc.server_name), space_id, "its parent")
+                ("m.space.parent", parent_content(svc.server_name), space_id, "its parent")
             )
         if room.role == Role.SPACE:
-            fixes.extend(self._children(rooms, state))
+            links = [(r.room_id, Role(r.role), r.position, r.name) for r in rooms]
+            fixes.extend(link_fixes(svc.server_name, links, state))
         for event_type, body, key, what in fixes:
             await svc.gw.send_state(room.room_id, event_type, body, key)
             await self._repaired(room, findings, what)
-
-    def _children(
-        self, rooms: list[CommunityRoom], state: dict[tuple[str, str], dict[str, Any]]
-    ) -> list[tuple[str, dict[str, Any], str, str]]:
-        """The space's `m.space.child` links: one per announcement room and group, no other."""
-        wanted: dict[str, tuple[dict[str, Any], str]] = {}
-        for room in rooms:
-            link = rules.space_link(self.svc.server_name, Role(room.role), room.position)
-            if link is not None:
-                wanted[room.room_id] = (link, room.name)
-        linked = {
-            key
-            for (event_type, key), event in state.items()
-            if event_type == "m.space.child" and (event.get("content") or {}).get("via")
-        }
-        fixes = [
-            ("m.space.child", body, room_id, f"the link to {name}")
-            for room_id, (body, name) in wanted.items()
-            if room_id not in linked
-        ]
-        fixes += [
-            ("m.space.child", {}, room_id, f"a link to {room_id}, which is not a group")
-            for room_id in sorted(linked - set(wanted))
-        ]
-        return fixes
 
     async def _admins_members(
         self,
@@ -346,12 +308,12 @@ class Reconciler:
     ) -> None:
         svc = self.svc
         members = {
-            key: (str((e.get("content") or {}).get("membership")), str(e.get("sender")))
+            UserID(key): (str((e.get("content") or {}).get("membership")), str(e.get("sender")))
             for (event_type, key), e in state.items()
             if event_type == "m.room.member"
         }
         admins = await svc.db.admins.roles(community.space_id)
-        invite, remove = rules.admins_room_drift(members, admins, svc.bot)
+        invite, remove = admins_room_drift(members, admins, svc.bot)
         for user in invite:
             if members.get(user, ("", ""))[0] == "ban":
                 continue
@@ -364,9 +326,7 @@ class Reconciler:
     # --- reporting ----------------------------------------------------------------------------
 
     async def _repaired(self, room: CommunityRoom, findings: Findings, what: str) -> None:
-        """One repair: in the audit log now, in the admins room's notice after the pass."""
-        findings.repairs.append(f"{room.name}: {what}")
-        await self.svc.audit(room.space_id, self.svc.bot, "repair", room.room_id, what)
+        await record_repair(self.svc, room, findings, what)
 
     async def _report(
         self, community: Community, findings: Findings, rooms: set[str] | None
@@ -387,17 +347,17 @@ class Reconciler:
             await svc.db.problems.delete(space_id, key)
         for key, text in new.items():
             await svc.db.problems.put(space_id, key, text, now_ms())
-        lines: list[str] = []
+        parts = []
         if findings.repairs:
-            lines.append("🔧 Repaired what had drifted from the community's records:")
-            lines += [f"• {r}" for r in findings.repairs]
+            parts.append(say("🔧 Repaired what had drifted from the community's records:"))
+            parts += [say("• {}", r) for r in findings.repairs]
         if new:
-            lines.append("⚠️ Needs an admin:")
-            lines += [f"• {p}" for p in new.values()]
+            parts.append(say("⚠️ Needs an admin:"))
+            parts += [say("• {}", p) for p in new.values()]
         if gone:
-            lines.append("✅ Resolved:")
-            lines += [f"• {p}" for p in gone]
-        if not lines:
+            parts.append(say("✅ Resolved:"))
+            parts += [say("• {}", p) for p in gone]
+        if not parts:
             return
         log.info(
             "%s: %d repairs, %d new problems, %d resolved",
@@ -407,20 +367,10 @@ class Reconciler:
             len(gone),
         )
         for problem in new.values():
-            await svc.audit(space_id, svc.bot, "problem", "", problem, "unrepaired")
-        admins_room = await svc.admins_room_of(space_id)
+            await svc.audit(space_id, svc.bot, AuditAction.PROBLEM, "", problem, "unrepaired")
+        admins_room = await svc.room_of_role(space_id, Role.ADMINS)
         if admins_room is None:
             return
-        body = "\n".join(lines)
         with contextlib.suppress(MatrixError):
-            await svc.gw.send_message(
-                admins_room,
-                "m.room.message",
-                {
-                    "msgtype": "m.notice",
-                    "body": body,
-                    "format": "org.matrix.custom.html",
-                    "formatted_body": "<br>".join(html.escape(line) for line in lines),
-                    "m.mentions": {},
-                },
-            )
+            content = notice(text_lines(*parts))
+            await svc.gw.send_message(admins_room.room_id, "m.room.message", content)

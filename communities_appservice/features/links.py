@@ -17,14 +17,16 @@ import string
 from dataclasses import dataclass
 
 import segno
+from mautrix.types import RoomID, UserID
 
-from .db import now_ms
-from .db.community import Community
-from .db.invite_link import InviteLink
-from .errors import Conflict, Forbidden
-from .matrix.gateway import MatrixError, matrix_to
-from .rules import JoinMode
-from .service import Service
+from ..core.service import Service
+from ..db import now_ms
+from ..db.community import Community
+from ..db.invite_link import InviteLink
+from ..errors import Conflict, Forbidden
+from ..matrix.errors import MatrixError
+from ..matrix.gateway import matrix_to
+from ..rules.model import AuditAction, JoinMode
 
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 TOKEN_LENGTH = 8
@@ -75,7 +77,7 @@ class Links:
     def __init__(self, service: Service) -> None:
         self.svc = service
 
-    async def link(self, community: Community, sender: str) -> Link:
+    async def link(self, community: Community, sender: UserID) -> Link:
         """The community's link, made on first use; a stored alias that no longer resolves
         to the space is replaced rather than revived."""
         self._check_mode(community)
@@ -85,10 +87,10 @@ class Links:
                 return Link(stored.alias, created=False)
             await self.svc.db.invite_links.delete(community.space_id)
         alias = await self._create(community)
-        await self.svc.audit(community.space_id, sender, "link create", alias)
+        await self.svc.audit(community.space_id, sender, AuditAction.LINK_CREATE, alias)
         return Link(alias, created=True)
 
-    async def reset(self, community: Community, sender: str) -> Link:
+    async def reset(self, community: Community, sender: UserID) -> Link:
         """Delete the old alias (so the old link stops working), then make a new one."""
         self._check_mode(community)
         stored = await self.svc.db.invite_links.get(community.space_id)
@@ -97,10 +99,12 @@ class Links:
             await self.svc.db.invite_links.delete(community.space_id)
         alias = await self._create(community)
         old = stored.alias if stored else ""
-        await self.svc.audit(community.space_id, sender, "link reset", alias, f"replaced {old}")
+        await self.svc.audit(
+            community.space_id, sender, AuditAction.LINK_RESET, alias, f"replaced {old}"
+        )
         return Link(alias, created=True)
 
-    async def upload_qr(self, link: Link, room_id: str) -> dict[str, object]:
+    async def upload_qr(self, link: Link, room_id: RoomID) -> dict[str, object]:
         """Upload the link's QR code for a message in `room_id` (encrypted when the room is);
         returns the content of an `m.image` event showing it."""
         image = qr_png(link.url)
@@ -121,8 +125,11 @@ class Links:
         if community.join_mode == JoinMode.INVITE:
             prefix = self.svc.config.communities.command_prefix
             raise Forbidden(
-                f"{community.name} is invite-only, so a link would let nobody in; switch with"
-                f" `{prefix} join approval` or `{prefix} join open` first."
+                "{} is invite-only, so a link would let nobody in; switch with "
+                "`{} join approval` or `{} join open` first.",
+                community.name,
+                prefix,
+                prefix,
             )
 
     async def _create(self, community: Community) -> str:

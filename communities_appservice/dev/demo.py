@@ -1,6 +1,6 @@
 """The embedded default: a local Synapse plus this appservice, ready for any Matrix client.
 
-``python -m communities_appservice.demo [--dir .local/demo]`` owns one state directory:
+``python -m communities_appservice.dev.demo [--dir .local/demo]`` owns one state directory:
 
     config.yaml         the appservice's config, written from the defaults on the first run
     registration.yaml   written by ``config.generate_registration`` (tokens kept across runs)
@@ -38,9 +38,9 @@ from urllib.parse import quote, urlparse
 import aiohttp
 import yaml
 
-from .__main__ import setup_logging
-from .app import App
-from .config import (
+from ..__main__ import setup_logging
+from ..app import App
+from ..config import (
     AppserviceConfig,
     CommunitiesConfig,
     Config,
@@ -48,7 +48,7 @@ from .config import (
     HomeserverConfig,
     generate_registration,
 )
-from .errors import ConfigError
+from ..errors import ConfigError
 from .localhs import LOOPBACK, LocalSynapse, free_loopback_port, port_is_free, write_private
 
 log = logging.getLogger("communities.demo")
@@ -60,7 +60,7 @@ CHECK_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.25
 STOP_IDLE_SECONDS = 5.0
 CONFIG_HEADER = (
-    "# Written by `python -m communities_appservice.demo` from the defaults; reused on the\n"
+    "# Written by `python -m communities_appservice.dev.demo` from the defaults; reused on the\n"
     "# next run. The demo sets the homeserver and appservice addresses and ports itself.\n"
 )
 # The keys the demo sets on every run (where both servers listen); the rest of an earlier
@@ -471,7 +471,7 @@ async def _body(demo: Demo, check: bool) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m communities_appservice.demo",
+        prog="python -m communities_appservice.dev.demo",
         description="Run a local Synapse with the Communities appservice, for trying it out "
         "with any Matrix client.",
     )

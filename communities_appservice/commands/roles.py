@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ..roles import Roles
-from ..rules import AdminRole
-from .framework import Need, Reply, Request, command, join_replies, say
+from ..core.notices import Text, lines, say
+from ..features.roles import Roles
+from ..rules.model import AdminRole
+from . import args
+from .framework import Need, Request, command
 
 
 @command(
@@ -15,8 +17,8 @@ from .framework import Need, Reply, Request, command, join_replies, say
     min_args=1,
     max_args=1,
 )
-async def admin_add(req: Request) -> Reply:
-    user = req.args[0]
+async def admin_add(req: Request) -> Text:
+    user = args.user(req.args[0])
     refused = await Roles(req.service).add_admin(req.space, req.sender, user, req.origin)
     return _noting(refused, say("{} is now an admin of <b>{}</b>.", user, req.space.name))
 
@@ -29,17 +31,17 @@ async def admin_add(req: Request) -> Reply:
     min_args=1,
     max_args=1,
 )
-async def admin_remove(req: Request) -> Reply:
-    user = req.args[0]
+async def admin_remove(req: Request) -> Text:
+    user = args.user(req.args[0])
     refused = await Roles(req.service).remove_admin(req.space, req.sender, user, req.origin)
     return _noting(refused, say("{} is no longer an admin of <b>{}</b>.", user, req.space.name))
 
 
-def _noting(refused: list[str], done: Reply) -> Reply:
+def _noting(refused: list[str], done: Text) -> Text:
     """The acknowledgement, and the rooms where the homeserver refused the new levels."""
     if not refused:
         return done
-    return join_replies(
+    return lines(
         done,
         say(
             "⚠️ The homeserver refused the change in {}; <code>info</code> says what to do there.",
@@ -49,15 +51,15 @@ def _noting(refused: list[str], done: Reply) -> Reply:
 
 
 @command("admin list", "", "list the admins", Need.MEMBER, max_args=0)
-async def admin_list(req: Request) -> Reply:
+async def admin_list(req: Request) -> Text:
     roles = await req.service.admin_roles(req.space.space_id)
     limit = req.service.config.communities.max_admins
-    lines = [say("<b>{}</b> admins ({}/{}):", req.space.name, len(roles), limit)]
-    lines += [
+    parts = [say("<b>{}</b> admins ({}/{}):", req.space.name, len(roles), limit)]
+    parts += [
         say("• {}{}", user, " (owner)" if role is AdminRole.OWNER else "")
         for user, role in roles.items()
     ]
-    return join_replies(*lines)
+    return lines(*parts)
 
 
 @command(
@@ -68,8 +70,8 @@ async def admin_list(req: Request) -> Reply:
     min_args=1,
     max_args=1,
 )
-async def owner_transfer(req: Request) -> Reply:
-    user = req.args[0]
+async def owner_transfer(req: Request) -> Text:
+    user = args.user(req.args[0])
     await Roles(req.service).transfer_owner(req.space, req.sender, user)
     return say("{} is now the owner of <b>{}</b>.", user, req.space.name)
 
@@ -83,8 +85,8 @@ async def owner_transfer(req: Request) -> Reply:
     max_args=1,
     group=True,
 )
-async def group_admin_add(req: Request) -> Reply:
-    user = req.args[0]
+async def group_admin_add(req: Request) -> Text:
+    user = args.user(req.args[0])
     await Roles(req.service).add_group_admin(req.space, req.group, req.sender, user)
     return say("{} is now an admin of the group <b>{}</b>.", user, req.group.name)
 
@@ -98,7 +100,7 @@ async def group_admin_add(req: Request) -> Reply:
     max_args=1,
     group=True,
 )
-async def group_admin_remove(req: Request) -> Reply:
-    user = req.args[0]
+async def group_admin_remove(req: Request) -> Text:
+    user = args.user(req.args[0])
     await Roles(req.service).remove_group_admin(req.space, req.group, req.sender, user)
     return say("{} is no longer an admin of the group <b>{}</b>.", user, req.group.name)

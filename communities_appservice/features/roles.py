@@ -9,55 +9,80 @@ first; every room is then written from the records, so a resumed step writes the
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
-from . import rules
-from .db import now_ms
-from .db.community import Community
-from .db.room import CommunityRoom
-from .errors import Conflict
-from .matrix.gateway import MatrixError
-from .operations import NOWHERE, Origin, Run, is_transient, operation
-from .rules import AdminRole
-from .service import Service, bounded
+from mautrix.types import RoomID, UserID
+
+from ..core.notices import say
+from ..core.operations import NOWHERE, Origin, operation
+from ..core.run import Params, Run
+from ..core.service import Service
+from ..db import now_ms
+from ..db.community import Community
+from ..db.room import CommunityRoom
+from ..errors import Conflict
+from ..matrix.errors import MatrixError, is_transient
+from ..rules.ids import check_user_id
+from ..rules.limits import (
+    check_can_add_admin,
+    check_can_add_group_admin,
+    check_can_remove_admin,
+    check_can_remove_group_admin,
+    check_can_transfer_owner,
+)
+from ..rules.model import AdminRole, AuditAction, Role
+from ..tasks import bounded
 
 log = logging.getLogger("communities.roles")
+
+
+@dataclass(frozen=True)
+class AdminChange(Params):
+    user: UserID
+
+
+@dataclass(frozen=True)
+class AdminAdd(AdminChange):
+    pass
+
+
+@dataclass(frozen=True)
+class AdminRemove(AdminChange):
+    pass
 
 
 class Roles:
     def __init__(self, service: Service) -> None:
         self.svc = service
 
-    async def _require_joined(self, community: Community, user: str) -> None:
-        rules.check_user_id(user)
+    async def _require_joined(self, community: Community, user: UserID) -> None:
+        check_user_id(user)
         if await self.svc.gw.membership(community.space_id, user) != "join":
-            raise Conflict(f"{user} has not joined this community.")
+            raise Conflict("{} has not joined this community.", user)
 
     async def add_admin(
-        self, community: Community, sender: str, user: str, origin: Origin = NOWHERE
+        self, community: Community, sender: UserID, user: UserID, origin: Origin = NOWHERE
     ) -> list[str]:
         """Promote `user`; returns the names of rooms whose homeserver refused the change."""
         svc = self.svc
         await self._require_joined(community, user)
         roles = await svc.db.admins.roles(community.space_id)
-        rules.check_can_add_admin(roles, user, svc.config.communities.max_admins)
-        run = await svc.ops.run(
-            "admin add", sender, {"user": user}, origin, space_id=community.space_id
-        )
+        check_can_add_admin(roles, user, svc.config.communities.max_admins)
+        run = await svc.ops.run(AdminAdd(user), sender, origin, community.space_id)
         return list(run.result("refused") or [])
 
     async def remove_admin(
-        self, community: Community, sender: str, user: str, origin: Origin = NOWHERE
+        self, community: Community, sender: UserID, user: UserID, origin: Origin = NOWHERE
     ) -> list[str]:
         svc = self.svc
-        rules.check_user_id(user)
+        check_user_id(user)
         roles = await svc.db.admins.roles(community.space_id)
-        rules.check_can_remove_admin(roles, user)
-        run = await svc.ops.run(
-            "admin remove", sender, {"user": user}, origin, space_id=community.space_id
-        )
+        check_can_remove_admin(roles, user)
+        run = await svc.ops.run(AdminRemove(user), sender, origin, community.space_id)
         return list(run.result("refused") or [])
 
-    async def transfer_owner(self, community: Community, sender: str, user: str) -> None:
+    async def transfer_owner(self, community: Community, sender: UserID, user: UserID) -> None:
         """Hand the community to another admin; the old owner stays an admin.
 
         Both hold the admin level everywhere before and after, so no room changes: only the
@@ -66,7 +91,7 @@ class Roles:
         svc = self.svc
         await self._require_joined(community, user)
         roles = await svc.db.admins.roles(community.space_id)
-        rules.check_can_transfer_owner(roles, user)
+        check_can_transfer_owner(roles, user)
         old = community.owner
         async with svc.db.transaction():
             if not await svc.db.communities.replace_owner(community.space_id, old, user):
@@ -74,42 +99,43 @@ class Roles:
             await svc.db.admins.put(community.space_id, old, AdminRole.ADMIN, now_ms())
             await svc.db.admins.put(community.space_id, user, AdminRole.OWNER, now_ms())
         community.owner = user
-        await svc.audit(community.space_id, sender, "owner transfer", user, f"from {old}")
+        await svc.audit(community.space_id, sender, AuditAction.OWNER_TRANSFER, user, f"from {old}")
 
     async def add_group_admin(
-        self, community: Community, group: CommunityRoom, sender: str, user: str
+        self, community: Community, group: CommunityRoom, sender: UserID, user: UserID
     ) -> None:
         svc = self.svc
-        rules.check_user_id(user)
+        check_user_id(user)
         if await svc.gw.membership(group.room_id, user) != "join":
-            raise Conflict(f"{user} has not joined {group.name}.")
+            raise Conflict("{} has not joined {}.", user, group.name)
         admins = await svc.db.admins.roles(community.space_id)
         group_admins = await svc.db.group_admins.of_room(group.room_id)
-        rules.check_can_add_group_admin(admins, group_admins, user, group.name)
+        check_can_add_group_admin(admins, group_admins, user, group.name)
         await svc.db.group_admins.add(group.room_id, user, now_ms())
         await svc.apply_room_power(community, group)
-        await svc.audit(community.space_id, sender, "group admin add", user, group.name)
+        await svc.audit(community.space_id, sender, AuditAction.GROUP_ADMIN_ADD, user, group.name)
 
     async def remove_group_admin(
-        self, community: Community, group: CommunityRoom, sender: str, user: str
+        self, community: Community, group: CommunityRoom, sender: UserID, user: UserID
     ) -> None:
         svc = self.svc
-        rules.check_user_id(user)
+        check_user_id(user)
         group_admins = await svc.db.group_admins.of_room(group.room_id)
-        rules.check_can_remove_group_admin(group_admins, user, group.name)
+        check_can_remove_group_admin(group_admins, user, group.name)
         await svc.db.group_admins.remove(group.room_id, user)
         await svc.apply_room_power(community, group)
-        await svc.audit(community.space_id, sender, "group admin remove", user, group.name)
+        await svc.audit(
+            community.space_id, sender, AuditAction.GROUP_ADMIN_REMOVE, user, group.name
+        )
 
 
-async def _power_everywhere(run: Run, community: Community) -> list[str]:
+async def _power_everywhere(svc: Service, run: Run[Any], community: Community) -> list[str]:
     """Write the recorded power levels into every room; the names of rooms that refused."""
-    svc = run.svc
     rooms = await svc.db.rooms.of_community(community.space_id)
     room_ids = await run.keep("rooms", [r.room_id for r in rooms])
     by_id = {r.room_id: r for r in rooms}
 
-    async def one(room_id: str) -> str:
+    async def one(room_id: RoomID) -> str:
         async def write() -> str:
             room = by_id.get(room_id)
             if room is None:  # removed from the community meanwhile
@@ -133,29 +159,30 @@ async def _power_everywhere(run: Run, community: Community) -> list[str]:
 def _refusal_note(refused: list[str]) -> str:
     if not refused:
         return ""
-    return (
-        f" The homeserver refused the change in {', '.join(refused)}: see `info` for what "
-        "an admin should do there."
-    )
+    return say(
+        " The homeserver refused the change in {}: see `info` for what an admin should do there.",
+        ", ".join(refused),
+    ).plain
 
 
-@operation("admin add")
-async def _admin_add(run: Run) -> str:
-    svc, user = run.svc, str(run.params["user"])
+@operation("admin add", AdminAdd)
+async def _admin_add(svc: Service, run: Run[AdminAdd]) -> str:
+    user = run.params.user
     community = await run.community()
     space_id = community.space_id
 
     async def record() -> None:
         roles = await svc.db.admins.roles(space_id)
         if user not in roles:  # the limit, again under the community's lock
-            rules.check_can_add_admin(roles, user, svc.config.communities.max_admins)
+            check_can_add_admin(roles, user, svc.config.communities.max_admins)
             await svc.db.admins.put(space_id, user, AdminRole.ADMIN, now_ms())
 
     await run.step("record", record)
-    refused = await _power_everywhere(run, community)
+    refused = await _power_everywhere(svc, run, community)
 
     async def invite() -> None:
-        room = await svc.admins_room_of(space_id)
+        admins = await svc.room_of_role(space_id, Role.ADMINS)
+        room = admins.room_id if admins else None
         if room and await svc.gw.membership(room, user) not in ("join", "invite"):
             try:
                 await svc.gw.invite(room, user, reason="You are now an admin")
@@ -167,14 +194,14 @@ async def _admin_add(run: Run) -> str:
     await run.step("invite", invite)
     result = "ok" if not refused else f"refused in {', '.join(refused)}"
     await run.step(
-        "audit", lambda: svc.audit(space_id, run.op.actor, "admin add", user, "", result)
+        "audit", lambda: svc.audit(space_id, run.op.actor, AuditAction.ADMIN_ADD, user, "", result)
     )
-    return f"{user} is now an admin of {community.name}.{_refusal_note(refused)}"
+    return say("{} is now an admin of {}.{}", user, community.name, _refusal_note(refused)).plain
 
 
-@operation("admin remove")
-async def _admin_remove(run: Run) -> str:
-    svc, user = run.svc, str(run.params["user"])
+@operation("admin remove", AdminRemove)
+async def _admin_remove(svc: Service, run: Run[AdminRemove]) -> str:
+    user = run.params.user
     community = await run.community()
     space_id = community.space_id
 
@@ -183,16 +210,20 @@ async def _admin_remove(run: Run) -> str:
             await svc.db.admins.delete(space_id, user)
 
     await run.step("record", record)
-    refused = await _power_everywhere(run, community)
+    refused = await _power_everywhere(svc, run, community)
 
     async def leave_admins_room() -> None:
-        room = await svc.admins_room_of(space_id)
+        admins = await svc.room_of_role(space_id, Role.ADMINS)
+        room = admins.room_id if admins else None
         if room and await svc.gw.membership(room, user) in ("join", "invite"):
             await svc.gw.kick(room, user, "No longer an admin")
 
     await run.step("kick", leave_admins_room)
     result = "ok" if not refused else f"refused in {', '.join(refused)}"
     await run.step(
-        "audit", lambda: svc.audit(space_id, run.op.actor, "admin remove", user, "", result)
+        "audit",
+        lambda: svc.audit(space_id, run.op.actor, AuditAction.ADMIN_REMOVE, user, "", result),
     )
-    return f"{user} is no longer an admin of {community.name}.{_refusal_note(refused)}"
+    return say(
+        "{} is no longer an admin of {}.{}", user, community.name, _refusal_note(refused)
+    ).plain

@@ -1,0 +1,44 @@
+"""Typed argument parsers: a word as typed → the value a handler needs, or a one-line
+`Invalid` (the dispatcher adds the usage line)."""
+
+from __future__ import annotations
+
+from mautrix.types import UserID
+
+from ..errors import Invalid
+from ..rules.ids import check_user_id
+from ..rules.model import GroupAccess, JoinMode
+
+JOIN_WORDS = {
+    JoinMode.INVITE: "invite only",
+    JoinMode.APPROVAL: "approval by an admin",
+    JoinMode.OPEN: "open to anyone with the link",
+}
+ACCESS_WORDS = {
+    GroupAccess.OPEN: "open to members",
+    GroupAccess.APPROVAL: "needs approval",
+    GroupAccess.PRIVATE: "private",
+}
+
+
+def user(word: str) -> UserID:
+    """A full Matrix user ID (a mention pill has already become one)."""
+    return UserID(check_user_id(word))
+
+
+def join_mode(word: str) -> JoinMode:
+    try:
+        return JoinMode(word.lower())
+    except ValueError:
+        raise Invalid("The join mode is invite, approval or open, not {!r}.", word) from None
+
+
+def group_access(approval: bool, private: bool) -> GroupAccess:
+    """`--approval` / `--private` of `group create`."""
+    if approval and private:
+        raise Invalid("Choose either --approval or --private, not both.")
+    if approval:
+        return GroupAccess.APPROVAL
+    if private:
+        return GroupAccess.PRIVATE
+    return GroupAccess.OPEN

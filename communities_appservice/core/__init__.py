@@ -1,0 +1,1 @@
+"""Shared machinery: lookups and audit, the operation engine, listeners, notices, reconciliation."""

@@ -1,0 +1,122 @@
+"""Every event from the inbox, to whoever declared interest (`core.hooks`).
+
+For each event: state goes to `on_state` (reconciliation) and to the bot's encryption
+(`m.room.member`, `m.room.encryption`); an encrypted event is decrypted (the sender is told
+in a DM when its keys never come); a membership change is classified once and handed to the
+membership listeners whose change and room role match; then the event listeners of its type
+run. Each listener is isolated: one that raises is logged with a reference and the others
+still run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from mautrix.types import EventID, RoomID, UserID
+
+from ..errors import isolated
+from ..matrix.crypto import BotCrypto, CannotDecrypt
+from ..rules.membership import classify
+from ..rules.model import ACTIVE
+from .hooks import HOOKS, MemberEvent, RawEvent
+from .notices import notice, say
+from .service import Service
+
+log = logging.getLogger("communities.events")
+TRACKED_STATE = ("m.room.member", "m.room.encryption")
+
+
+class Events:
+    def __init__(
+        self,
+        service: Service,
+        crypto: BotCrypto | None = None,
+        on_state: Callable[[RawEvent], None] | None = None,
+    ) -> None:
+        self.svc = service
+        self.crypto = crypto
+        self.on_state = on_state
+
+    async def handle(self, event: RawEvent) -> None:
+        """One event from the inbox (claimed: it runs once)."""
+        if "state_key" in event:
+            if self.on_state is not None:
+                self.on_state(event)
+            if self.crypto is not None and event.get("type") in TRACKED_STATE:
+                await self.crypto.track_state(event)
+        if event.get("type") == "m.room.encrypted" and event.get("sender") != self.svc.bot:
+            decrypted = await self._decrypt(event)
+            if decrypted is None:
+                return
+            event = decrypted
+        if event.get("type") == "m.room.member" and "state_key" in event:
+            await self._membership(event)
+        for listener in HOOKS.events.get(str(event.get("type")), []):
+            with isolated(log, "listener %s failed on %s", listener, event.get("event_id")):
+                await listener(self.svc, event)
+
+    async def interrupted(self, event: RawEvent) -> None:
+        """An event the previous run was handling when it died: not run again; the
+        listeners that tell someone about it are."""
+        if event.get("type") == "m.room.encrypted":
+            if self.crypto is None:
+                return
+            try:
+                event = await self.crypto.decrypt(event)
+            except CannotDecrypt:
+                return
+        for listener in HOOKS.interrupted.get(str(event.get("type")), []):
+            with isolated(log, "listener %s failed on %s", listener, event.get("event_id")):
+                await listener(self.svc, event)
+
+    async def _membership(self, event: RawEvent) -> None:
+        content = event.get("content") or {}
+        unsigned = event.get("unsigned") or {}
+        prev = str((unsigned.get("prev_content") or {}).get("membership", ""))
+        user, sender = UserID(str(event["state_key"])), UserID(str(event.get("sender", "")))
+        change = classify(prev, str(content.get("membership", "")), sender, user)
+        if change is None:
+            return
+        room_id = RoomID(str(event["room_id"]))
+        room = await self.svc.db.rooms.get(room_id)
+        community = None
+        if room is not None:
+            community = await self.svc.db.communities.get(room.space_id)
+            if community is None or community.state != ACTIVE:
+                community = room = None
+        member = MemberEvent(
+            change=change,
+            user=user,
+            sender=sender,
+            room_id=room_id,
+            event_id=EventID(str(event.get("event_id", ""))),
+            prev=prev,
+            reason=str(content.get("reason") or ""),
+            community=community,
+            room=room if community is not None else None,
+        )
+        for hook in HOOKS.members:
+            if hook.wants(member, self.svc.bot):
+                with isolated(log, "listener %s failed on %s", hook.name, member.event_id):
+                    await hook.listener(self.svc, member)
+
+    async def _decrypt(self, event: RawEvent) -> RawEvent | None:
+        if self.crypto is None:
+            return None
+        try:
+            return await self.crypto.decrypt(event)
+        except CannotDecrypt:
+            room_id, sender = RoomID(str(event["room_id"])), UserID(str(event["sender"]))
+            log.warning(
+                "could not decrypt %s from %s in %s", event.get("event_id"), sender, room_id
+            )
+            if await self.svc.is_dm(room_id, sender):
+                text = say(
+                    "⚠️ I could not read your last message: its keys never reached me. Check "
+                    "that your client shares keys with unverified devices, then send it again."
+                )
+                await self.svc.gw.send_message(
+                    room_id, "m.room.message", notice(text, reply_to=str(event["event_id"]))
+                )
+            return None

@@ -1,0 +1,128 @@
+"""The one door for what the bot says: every user-facing string, every message it sends.
+
+`say(template, *args)` is the function every user-facing string passes through: the template
+is looked up in the message catalogue (today the identity; a translation later is a matter of
+catalogues, not edits), and every argument is HTML-escaped in the rich body. `notice()` alone
+builds the content of an `m.notice`, and it always sets `m.mentions`: empty, unless the bot
+means to mention someone.
+
+A template may use a few HTML tags (<b>, <i>, <code>, <br>, <ul>, <li>, <a href="{}">);
+the plain body is the template without them.
+"""
+
+from __future__ import annotations
+
+import gettext
+import html
+import re
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mautrix.types import EventID, UserID
+
+# The message catalogue. No translation is shipped yet, so every template stands for itself.
+CATALOGUE: gettext.NullTranslations = gettext.NullTranslations()
+
+
+@dataclass(frozen=True)
+class Text:
+    """Something the bot says, as a plain body and as HTML."""
+
+    plain: str
+    html: str
+
+
+def _escape(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def _plain_template(template: str) -> str:
+    text = re.sub(r"<br\s*/?>|</li>", "\n", template)
+    text = re.sub(r"<li>", "• ", text)
+    return re.sub(r"<[^>]+>", "", text)
+
+
+class _Escaping(string.Formatter):
+    """Formats each slot as usual (`{!r}`, `{:,}`), then escapes what it produced."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return _escape(super().format_field(value, format_spec)).replace("\n", "<br>")
+
+
+_ESCAPING = _Escaping()
+
+
+def say(template: str, *args: object) -> Text:
+    """A user-facing text from a template with `{}` slots; every argument is escaped.
+
+    An argument's own line breaks become `<br>` in the HTML body."""
+    template = CATALOGUE.gettext(template)
+    rich = _ESCAPING.format(template, *args)
+    plain = _plain_template(template).format(*(str(a) for a in args))
+    return Text(plain=plain.strip(), html=rich)
+
+
+def verbatim(text: str) -> Text:
+    """Text that is already in the reader's words (an operation's saved outcome, a rendered
+    error): escaped, never a template."""
+    return say("{}", text)
+
+
+def lines(*parts: Text) -> Text:
+    """Texts one below the other."""
+    return Text(plain="\n".join(p.plain for p in parts), html="<br>".join(p.html for p in parts))
+
+
+def paragraphs(*parts: Text) -> Text:
+    """Texts with a blank line between them."""
+    return Text(
+        plain="\n\n".join(p.plain for p in parts), html="<br><br>".join(p.html for p in parts)
+    )
+
+
+def notice(
+    text: Text,
+    *,
+    reply_to: EventID | str | None = None,
+    thread_root: EventID | str | None = None,
+    mentions: Iterable[UserID] = (),
+) -> dict[str, Any]:
+    """The content of an `m.notice` saying `text`: a reply (threaded when the command was in
+    a thread) when `reply_to` is given; `m.mentions` names exactly `mentions`."""
+    users = sorted(set(mentions))
+    content: dict[str, Any] = {
+        "msgtype": "m.notice",
+        "body": text.plain,
+        "format": "org.matrix.custom.html",
+        "formatted_body": text.html,
+        "m.mentions": {"user_ids": users} if users else {},
+    }
+    relates: dict[str, Any] = {}
+    if reply_to:
+        relates["m.in_reply_to"] = {"event_id": reply_to}
+    if thread_root:
+        relates.update(rel_type="m.thread", event_id=thread_root, is_falling_back=not reply_to)
+        if reply_to:
+            relates["is_falling_back"] = False
+    if relates:
+        content["m.relates_to"] = relates
+    return content
+
+
+def in_thread(content: dict[str, Any], reply_to: str, thread_root: str | None) -> dict[str, Any]:
+    """Any other message content (an image) sent in answer to a command: in its thread when
+    there is one, as the thread's fallback reply."""
+    if thread_root:
+        content = {
+            **content,
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": thread_root,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": reply_to},
+            },
+        }
+    content.setdefault("m.mentions", {})
+    return content

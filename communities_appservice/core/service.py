@@ -1,0 +1,180 @@
+"""What every feature needs: the records, the gateway, lookups, the audit log, and the power
+levels the records demand.
+
+Features build on `Service`; it knows no feature. Refusals are `UserError`s raised before
+anything changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mautrix.types import RoomID, UserID
+
+from ..config import Config
+from ..db import Tables, now_ms
+from ..db.community import Community
+from ..db.room import CommunityRoom
+from ..errors import Conflict, Invalid, NotFound
+from ..matrix.errors import MatrixError
+from ..matrix.gateway import Gateway
+from ..rules.ids import is_room_alias, is_room_id
+from ..rules.model import ACTIVE, AdminRole, AuditAction, Permission, Role, permission_for
+from ..rules.power import Levels, power_levels
+from ..tasks import Tasks
+from .operations import Operations
+from .run import Naming
+
+log = logging.getLogger("communities.service")
+
+
+class Service:
+    def __init__(
+        self, config: Config, tables: Tables, gateway: Gateway, tasks: Tasks | None = None
+    ) -> None:
+        self.config = config
+        self.db = tables
+        self.gw = gateway
+        self.bot = UserID(config.bot_mxid)
+        self.server_name = config.homeserver.domain
+        self.tasks = tasks or Tasks()
+        naming = Naming(config.alias_prefix, self.server_name, self.bot)
+        self.ops = Operations(tables, gateway, self.tasks, naming)
+        self.ops.context = self
+
+    # --- who may do what -----------------------------------------------------------------
+
+    def permission(self, user_id: str) -> Permission:
+        return permission_for(user_id, self.config.permissions)
+
+    async def admin_roles(self, space_id: RoomID) -> dict[UserID, AdminRole]:
+        return await self.db.admins.roles(space_id)
+
+    async def is_admin(self, space_id: RoomID, user_id: UserID) -> bool:
+        if self.permission(user_id) is Permission.ADMIN:
+            return True
+        return user_id in await self.db.admins.roles(space_id)
+
+    async def is_group_admin(self, room_id: RoomID, user_id: UserID) -> bool:
+        return await self.db.group_admins.is_admin(room_id, user_id)
+
+    async def is_member(self, space_id: RoomID, user_id: UserID) -> bool:
+        return await self.db.members.is_member(space_id, user_id) or await self.is_admin(
+            space_id, user_id
+        )
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    async def community_of_room(self, room_id: RoomID) -> Community | None:
+        room = await self.db.rooms.get(room_id)
+        if room is None:
+            return None
+        community = await self.db.communities.get(room.space_id)
+        return community if community and community.state == ACTIVE else None
+
+    async def is_dm(self, room_id: RoomID, user_id: UserID) -> bool:
+        """A room outside every community where only the bot and this user are joined."""
+        if await self.db.rooms.get(room_id) is not None:
+            return False
+        try:
+            return await self.gw.joined_members(room_id) == {self.bot, user_id}
+        except MatrixError:
+            return False
+
+    async def find_community(self, ref: str) -> Community:
+        """A community by space id, alias of one of its rooms, or exact name."""
+        room_id = ref
+        if is_room_alias(ref):
+            room_id = await self.gw.resolve_alias(ref) or ""
+        if is_room_id(room_id):
+            community = await self.community_of_room(RoomID(room_id))
+            if community:
+                return community
+        matches = await self.db.communities.find_by_name(ref)
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise Conflict("Several communities are called {!r}; use the space ID.", ref)
+        raise NotFound("No community {!r} here.", ref)
+
+    async def communities_of(self, user_id: UserID, *, admin: bool) -> list[Community]:
+        ids = set(await self.db.admins.communities_of(user_id))
+        if not admin:
+            ids.update(await self.db.members.communities_of(user_id))
+        found = [await self.db.communities.get(i) for i in sorted(ids)]
+        return [c for c in found if c is not None and c.state == ACTIVE]
+
+    async def room_of_role(self, space_id: RoomID, role: Role) -> CommunityRoom | None:
+        """The community's one room of this role (announcements, admins)."""
+        rooms = await self.db.rooms.of_community(space_id, role)
+        return rooms[0] if rooms else None
+
+    async def groups(self, space_id: RoomID) -> list[CommunityRoom]:
+        return await self.db.rooms.of_community(space_id, Role.GROUP)
+
+    async def group_of_room(self, community: Community, room_id: RoomID) -> CommunityRoom | None:
+        """The group of this community that `room_id` is, if it is one."""
+        room = await self.db.rooms.get(room_id)
+        if room is None or room.space_id != community.space_id or room.role != Role.GROUP:
+            return None
+        return room
+
+    async def resolve_room(self, ref: str) -> RoomID:
+        if is_room_alias(ref):
+            room_id = await self.gw.resolve_alias(ref)
+            if room_id is None:
+                raise NotFound("No room with the alias {}.", ref)
+            return room_id
+        if is_room_id(ref):
+            return RoomID(ref)
+        raise Invalid("{!r} is not a room ID (!…) or alias (#…:server).", ref)
+
+    async def find_group(self, community: Community, ref: str) -> CommunityRoom:
+        groups = await self.groups(community.space_id)
+        for group in groups:
+            if ref == group.room_id or group.name.lower() == ref.lower():
+                return group
+        if is_room_alias(ref):
+            room_id = await self.gw.resolve_alias(ref)
+            for group in groups:
+                if group.room_id == room_id:
+                    return group
+        raise NotFound("{!r} is not a group of this community.", ref)
+
+    # --- audit -------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        space_id: RoomID,
+        actor: UserID,
+        action: AuditAction,
+        target: str = "",
+        detail: str = "",
+        result: str = "ok",
+    ) -> None:
+        await self.db.audit.add(space_id, actor, action, target, detail, result, now_ms())
+        log.info("audit %s: %s %s %s (%s)", space_id, actor, action, target, result)
+
+    # --- room state from the records ------------------------------------------------------
+
+    def levels(self, community: Community, room: CommunityRoom) -> Levels:
+        return Levels.for_room(community.room_version, bot_is_creator=not room.adopted)
+
+    async def power_for(self, community: Community, room: CommunityRoom) -> dict[str, Any]:
+        admins = await self.db.admins.roles(community.space_id)
+        group_admins: list[UserID] = []
+        if room.role == Role.GROUP:
+            group_admins = await self.db.group_admins.of_room(room.room_id)
+        return power_levels(
+            Role(room.role),
+            self.levels(community, room),
+            bot=self.bot,
+            admins=admins,
+            group_admins=group_admins,
+        )
+
+    async def apply_room_power(self, community: Community, room: CommunityRoom) -> None:
+        """Write the power levels the records demand into one room of the community."""
+        content = await self.power_for(community, room)
+        await self.gw.send_state(room.room_id, "m.room.power_levels", content)

@@ -1,0 +1,1 @@
+"""One module (a package past ~400 lines) per feature; features never import each other."""

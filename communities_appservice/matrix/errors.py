@@ -1,0 +1,58 @@
+"""How the Matrix edge fails, and the one place that knows whether a failure may pass.
+
+    MatrixError       the homeserver answered with an error: its errcode and HTTP status
+    Transient         raised by us for "not yet, try again later" (a room still being made)
+
+`is_transient` is the only judge of "try again later" in the package: an unreachable
+homeserver, 5xx, 429, a database that is locked or gone for a moment. Everything else is a
+refusal, and what asked for it is told so (or undone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import aiohttp
+import asyncpg  # type: ignore[import-untyped]
+from mautrix.errors import MatrixConnectionError
+
+
+class MatrixError(Exception):
+    """The homeserver refused a request."""
+
+    def __init__(self, errcode: str, message: str, status: int) -> None:
+        super().__init__(f"{errcode}: {message}")
+        self.errcode = errcode
+        self.status = status
+
+
+class Transient(Exception):
+    """Something that is not ready yet; trying again later may succeed."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying again later may succeed (an outage of the homeserver or the database),
+    as opposed to a refusal."""
+    if isinstance(error, MatrixError):
+        return error.status >= 500 or error.status in (0, 429)
+    return isinstance(
+        error,
+        (
+            Transient,
+            aiohttp.ClientError,
+            MatrixConnectionError,
+            OSError,
+            asyncio.TimeoutError,
+            sqlite3.OperationalError,  # "database is locked"
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        ),
+    )
+
+
+def brief(error: BaseException) -> str:
+    """A failure in a few words for a log line or a report: never a body or a token."""
+    if isinstance(error, MatrixError):
+        return f"{error.errcode} (HTTP {error.status})"
+    return type(error).__name__

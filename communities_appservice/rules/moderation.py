@@ -1,0 +1,71 @@
+"""Moderation across a community: who may be removed or banned, and in which rooms."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+
+from mautrix.types import RoomID, UserID
+
+from ..errors import Forbidden
+from .limits import check_text
+from .model import AdminRole
+
+
+class Action(enum.StrEnum):
+    """What `remove`, `ban` and `unban` do across a community."""
+
+    REMOVE = "remove"
+    BAN = "ban"
+    UNBAN = "unban"
+
+
+# Memberships that `remove` ends (a knock is a pending request to join).
+REMOVABLE_MEMBERSHIPS = frozenset({"join", "invite", "knock"})
+MAX_REASON = 500
+_DONE = {"remove": "removed", "ban": "banned"}
+
+
+def check_can_moderate(
+    roles: Mapping[UserID, AdminRole], user: UserID, bot: UserID, action: str
+) -> None:
+    """Whether `user` may be removed or banned (`action`); admins and the owner are protected.
+
+    An admin is dismissed first (`admin remove`), so that one admin cannot throw out another
+    in a single step; the owner, whom nobody may dismiss, is never removed or banned.
+    """
+    done = _DONE.get(action, action)
+    if user == bot:
+        raise Forbidden("The bot cannot be {}.", done)
+    role = roles.get(user)
+    if role is AdminRole.OWNER:
+        raise Forbidden("{} is the owner of this community and cannot be {}.", user, done)
+    if role is AdminRole.ADMIN:
+        raise Forbidden("{} is an admin; dismiss them with `admin remove {}` first.", user, user)
+
+
+def check_reason(reason: str) -> str | None:
+    """A moderation reason as given (None when empty), at most `MAX_REASON` characters."""
+    reason = check_text(reason, "reason", MAX_REASON)
+    return reason or None
+
+
+def rooms_to_remove(memberships: Mapping[RoomID, str | None]) -> list[RoomID]:
+    """The rooms (in order) where the user is joined, invited or knocking."""
+    return [room for room, m in memberships.items() if m in REMOVABLE_MEMBERSHIPS]
+
+
+def rooms_to_ban(memberships: Mapping[RoomID, str | None]) -> list[RoomID]:
+    """Every room (in order) where the user is not banned yet, whether or not they were in it."""
+    return [room for room, m in memberships.items() if m != "ban"]
+
+
+def rooms_to_unban(memberships: Mapping[RoomID, str | None]) -> list[RoomID]:
+    return [room for room, m in memberships.items() if m == "ban"]
+
+
+def shared_rooms(
+    joined: Mapping[RoomID, Iterable[UserID]], first: UserID, second: UserID
+) -> list[RoomID]:
+    """The rooms (in order) that both users have joined."""
+    return [room for room, users in joined.items() if {first, second} <= set(users)]
