@@ -38,15 +38,16 @@ class Tasks:
             return None
 
         async def guarded() -> None:
-            try:
-                with isolated(log, "background task %s failed", name):
-                    await work
-            finally:
-                work.close()  # never started (cancelled first): no "never awaited" warning
+            with isolated(log, "background task %s failed", name):
+                await work
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            work.close()  # a task cancelled before it started never ran `work`: close it
 
         task = asyncio.create_task(guarded(), name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(done)
         return task
 
     def __len__(self) -> int:

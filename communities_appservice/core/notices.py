@@ -34,10 +34,6 @@ class Text:
     html: str
 
 
-def _escape(value: object) -> str:
-    return html.escape(str(value), quote=False)
-
-
 def _plain_template(template: str) -> str:
     text = re.sub(r"<br\s*/?>|</li>", "\n", template)
     text = re.sub(r"<li>", "• ", text)
@@ -45,10 +41,25 @@ def _plain_template(template: str) -> str:
 
 
 class _Escaping(string.Formatter):
-    """Formats each slot as usual (`{!r}`, `{:,}`), then escapes what it produced."""
+    """Formats each slot as usual (`{!r}`, `{:,}`), then escapes what it produced: inside a
+    tag (an attribute value, as in `<a href="{}">`) quotes too, elsewhere `<`, `>`, `&`."""
 
-    def format_field(self, value: Any, format_spec: str) -> str:
-        return _escape(super().format_field(value, format_spec)).replace("\n", "<br>")
+    def render(self, template: str, args: tuple[object, ...]) -> str:
+        out: list[str] = []
+        auto = 0
+        for literal, field, spec, conversion in self.parse(template):
+            out.append(literal)
+            if field is None:
+                continue
+            if field == "":
+                value, auto = args[auto], auto + 1
+            else:
+                value = self.get_field(field, args, {})[0]
+            text = self.format_field(self.convert_field(value, conversion), spec or "")
+            so_far = "".join(out)
+            in_tag = so_far.rfind("<") > so_far.rfind(">")
+            out.append(html.escape(text, quote=in_tag).replace("\n", "<br>"))
+        return "".join(out)
 
 
 _ESCAPING = _Escaping()
@@ -59,8 +70,8 @@ def say(template: str, *args: object) -> Text:
 
     An argument's own line breaks become `<br>` in the HTML body."""
     template = CATALOGUE.gettext(template)
-    rich = _ESCAPING.format(template, *args)
-    plain = _plain_template(template).format(*(str(a) for a in args))
+    rich = _ESCAPING.render(template, args)
+    plain = _plain_template(template).format(*args)
     return Text(plain=plain.strip(), html=rich)
 
 
@@ -124,5 +135,4 @@ def in_thread(content: dict[str, Any], reply_to: str, thread_root: str | None) -
                 "m.in_reply_to": {"event_id": reply_to},
             },
         }
-    content.setdefault("m.mentions", {})
-    return content
+    return {"m.mentions": {}, **content}

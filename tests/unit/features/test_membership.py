@@ -1,0 +1,146 @@
+"""The membership listeners end to end, from raw `m.room.member` events through
+`Events.handle` to the recording gateway: joining the space (a member, invited to the
+announcements), joining a group, leaving the space (out of the announcements and, with
+`leave_space_leaves_groups`, of this community's groups only), a group admin leaving their
+group, and the bot's own invitations (accepted from permitted users, declined otherwise)."""
+
+from __future__ import annotations
+
+import pytest
+from mautrix.types import RoomID
+
+from communities_appservice.core.events import Events
+from communities_appservice.core.service import Service
+from communities_appservice.db import Tables
+from communities_appservice.features.roles import Roles
+
+from ...recording import RecordingGateway
+from .conftest import (
+    ALICE,
+    BOB,
+    BOT,
+    OWNER,
+    STRANGER,
+    CommunityMaker,
+    Homeserver,
+    Made,
+    make_config,
+    power_users,
+)
+
+
+@pytest.fixture
+async def made(create_community: CommunityMaker) -> Made:
+    return await create_community(groups=["Kids", "Teens"])
+
+
+async def test_joining_the_space(
+    made: Made, homeserver: Homeserver, tables: Tables, gateway: RecordingGateway
+) -> None:
+    await homeserver.join(made.space, ALICE, event=True)
+    assert await tables.members.is_member(made.space, ALICE)
+    assert homeserver.membership(made.announcements, ALICE) == "invite"
+    assert ("invite", made.announcements, ALICE, "Member of Parents") in gateway.calls
+    assert homeserver.membership(made.groups["Kids"], ALICE) is None  # groups: by choice
+
+
+async def test_joining_the_space_again_invites_nobody_twice(
+    made: Made, homeserver: Homeserver, gateway: RecordingGateway
+) -> None:
+    await homeserver.join(made.announcements, ALICE)
+    await homeserver.join(made.space, ALICE, event=True)
+    assert [c for c in gateway.calls if c[0] == "invite"] == []
+
+
+async def test_joining_a_group(made: Made, homeserver: Homeserver) -> None:
+    await homeserver.join(made.groups["Kids"], ALICE, event=True)
+    assert homeserver.membership(made.space, ALICE) == "invite"
+    assert homeserver.membership(made.announcements, ALICE) == "invite"
+
+
+async def _member_everywhere(homeserver: Homeserver, made: Made) -> None:
+    for room_id in (made.space, made.announcements, *made.groups.values()):
+        await homeserver.join(room_id, ALICE)
+
+
+async def test_leaving_the_space(
+    made: Made, homeserver: Homeserver, tables: Tables, gateway: RecordingGateway
+) -> None:
+    await _member_everywhere(homeserver, made)
+    await tables.members.add(made.space, ALICE, 1)
+    await homeserver.set(made.space, ALICE, "leave", event=True)
+    assert not await tables.members.is_member(made.space, ALICE)
+    for room_id in (made.announcements, *made.groups.values()):
+        assert homeserver.membership(room_id, ALICE) == "leave"
+        assert ("kick", room_id, ALICE, "Left Parents") in gateway.calls
+
+
+async def test_leaving_the_space_keeps_the_groups_when_configured(
+    made: Made, tables: Tables, gateway: RecordingGateway
+) -> None:
+    keep = Service(make_config(leave_space_leaves_groups=False), tables, gateway)
+    homeserver = Homeserver(gateway, Events(keep))
+    await _member_everywhere(homeserver, made)
+    await homeserver.set(made.space, ALICE, "leave", event=True)
+    assert homeserver.membership(made.announcements, ALICE) == "leave"
+    for room_id in made.groups.values():
+        assert homeserver.membership(room_id, ALICE) == "join"
+
+
+async def test_leaving_one_space_leaves_only_its_groups(
+    made: Made, create_community: CommunityMaker, homeserver: Homeserver
+) -> None:
+    other = await create_community(name="Neighbours", groups=["Garden"])
+    await _member_everywhere(homeserver, made)
+    await homeserver.join(other.space, ALICE)
+    await homeserver.join(other.groups["Garden"], ALICE)
+    await homeserver.set(made.space, ALICE, "leave", event=True)
+    assert homeserver.membership(made.groups["Kids"], ALICE) == "leave"
+    assert homeserver.membership(other.groups["Garden"], ALICE) == "join"
+
+
+async def test_a_declined_invitation_to_the_space_removes_nothing(
+    made: Made, homeserver: Homeserver, gateway: RecordingGateway
+) -> None:
+    await homeserver.join(made.groups["Kids"], ALICE)
+    await homeserver.set(made.space, ALICE, "invite", sender=OWNER)
+    await homeserver.set(made.space, ALICE, "leave", event=True)  # rejected, never joined
+    assert homeserver.membership(made.groups["Kids"], ALICE) == "join"
+    assert [c for c in gateway.calls if c[0] == "kick"] == []
+
+
+async def test_a_group_admin_who_leaves_is_no_longer_its_admin(
+    made: Made,
+    service: Service,
+    homeserver: Homeserver,
+    tables: Tables,
+    gateway: RecordingGateway,
+) -> None:
+    kids = await service.find_group(made.community, "Kids")
+    await homeserver.join(kids.room_id, BOB)
+    await Roles(service).add_group_admin(made.community, kids, OWNER, BOB)
+    await homeserver.set(kids.room_id, BOB, "leave", event=True)
+    assert await tables.group_admins.of_room(kids.room_id) == []
+    assert BOB not in power_users(gateway, kids.room_id)
+    [entry] = await tables.audit.recent(made.space, 1)
+    assert (entry.action, entry.actor, entry.detail) == ("group admin left", BOB, "Kids")
+
+
+# --- the bot's own invitations ------------------------------------------------------------
+
+
+async def test_the_bot_accepts_an_invitation_from_a_permitted_user(
+    homeserver: Homeserver, gateway: RecordingGateway
+) -> None:
+    room_id = gateway.add_room(ALICE)
+    await homeserver.set(room_id, BOT, "invite", sender=ALICE, event=True)
+    assert homeserver.membership(room_id, BOT) == "join"
+    assert ("join", room_id, None) in gateway.calls
+
+
+async def test_the_bot_declines_others(homeserver: Homeserver, gateway: RecordingGateway) -> None:
+    room_id: RoomID = gateway.add_room(STRANGER)
+    await homeserver.set(room_id, BOT, "invite", sender=STRANGER, event=True)
+    assert homeserver.membership(room_id, BOT) == "leave"
+    assert ("leave", room_id, "You are not allowed to use this service.") in gateway.calls
+    assert [c for c in gateway.calls if c[0] == "join"] == []
