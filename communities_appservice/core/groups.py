@@ -94,7 +94,7 @@ class Groups:
             raise Conflict("That room already belongs to a community.")
         await check_group_room(svc, community.space_id)
         try:
-            await svc.gw.join(room_id, reason=f"Adopting into {community.name}")
+            await svc.gw.join(room_id, reason=say("Adopting into {}", community.name).plain)
         except MatrixError as e:
             raise Forbidden(
                 "The bot cannot join that room ({}); invite {} first.", e.errcode, svc.bot
@@ -125,7 +125,7 @@ class Groups:
         if int(str(create.get("room_version", "1")).split(".")[0] or 1) < 8:
             problems.append("upgrade the room to version 8 or newer (restricted joins)")
         if problems:
-            await svc.gw.leave(room_id, reason="Cannot adopt this room")
+            await svc.gw.leave(room_id, reason=say("Cannot adopt this room").plain)
             raise Forbidden("The bot cannot take charge of that room: {}.", "; ".join(problems))
 
 
@@ -201,7 +201,7 @@ async def _undo_group_add(svc: Service, run: Run[GroupAdd], reason: str) -> str:
         if before:
             await quietly(svc.gw.send_state(p.room_id, event_type, before))
     await svc.db.rooms.delete(p.room_id)
-    await quietly(svc.gw.leave(p.room_id, reason=f"Not adopted: {reason}"))
+    await quietly(svc.gw.leave(p.room_id, reason=say("Not adopted: {}", reason).plain))
     return say("Could not adopt {}: {}. It is a plain room again, as it was.", p.name, reason).plain
 
 

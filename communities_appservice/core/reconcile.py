@@ -32,6 +32,7 @@ from mautrix.types import RoomID, UserID
 from ..db import now_ms
 from ..db.community import Community
 from ..db.room import CommunityRoom
+from ..errors import isolated
 from ..matrix.errors import MatrixError, is_transient
 from ..rules.drift import (
     admins_room_drift,
@@ -75,10 +76,8 @@ class Reconciler:
 
     async def _every(self, interval: float) -> None:
         while True:
-            try:
+            with isolated(log, "reconciliation pass failed"):
                 await self.everything()
-            except Exception:
-                log.exception("reconciliation pass failed")
             await asyncio.sleep(interval)
 
     def state_changed(self, event: dict[str, Any]) -> None:
@@ -113,9 +112,18 @@ class Reconciler:
 
     # --- passes -------------------------------------------------------------------------------
 
-    async def everything(self) -> None:
+    async def everything(self) -> list[str]:
+        """A pass over every community, each isolated: one that fails is logged with a
+        reference and the others go on. The space ids of those that failed."""
         communities = await self.svc.db.communities.all_active()
-        await bounded((self.community(c) for c in communities), COMMUNITIES_AT_ONCE)
+
+        async def one(community: Community) -> str | None:
+            with isolated(log, "reconciling %s failed", community.space_id) as failure:
+                await self.community(community)
+            return community.space_id if failure.ref else None
+
+        failed = await bounded((one(c) for c in communities), COMMUNITIES_AT_ONCE)
+        return [space_id for space_id in failed if space_id]
 
     async def community(self, community: Community, only: str | None = None) -> Findings:
         """Check (and repair) the rooms of one community; `only` limits it to one room."""
@@ -181,7 +189,9 @@ class Reconciler:
             if is_transient(e) or e.status != 403:
                 raise
             try:
-                await gw.join(room.room_id, reason="Rejoining to keep the community's rules")
+                await gw.join(
+                    room.room_id, reason=say("Rejoining to keep the community's rules").plain
+                )
                 events = await self._watched_state(room)
             except MatrixError as e2:
                 if is_transient(e2):
@@ -194,7 +204,7 @@ class Reconciler:
                     room.room_id,
                 ).plain
                 return None
-            await self._repaired(room, findings, "the bot had been removed; it rejoined")
+            await self._repaired(room, findings, say("the bot had been removed; it rejoined").plain)
         return {(str(e["type"]), str(e.get("state_key", ""))): e for e in events}
 
     async def _watched_state(self, room: CommunityRoom) -> list[dict[str, Any]]:
@@ -253,7 +263,7 @@ class Reconciler:
                 ).plain
                 return
         await svc.gw.send_state(room.room_id, "m.room.power_levels", {**actual, **desired})
-        await self._repaired(room, findings, f"power levels ({'; '.join(drift)})")
+        await self._repaired(room, findings, say("power levels ({})", "; ".join(drift)).plain)
 
     async def _room_state(
         self,
@@ -317,11 +327,15 @@ class Reconciler:
         for user in invite:
             if members.get(user, ("", ""))[0] == "ban":
                 continue
-            await svc.gw.invite(room.room_id, user, reason="You are an admin of the community")
-            await self._repaired(room, findings, f"invited the admin {user}")
+            await svc.gw.invite(
+                room.room_id, user, reason=say("You are an admin of the community").plain
+            )
+            await self._repaired(room, findings, say("invited the admin {}", user).plain)
         for user in remove:
-            await svc.gw.kick(room.room_id, user, "Only the community's admins belong here")
-            await self._repaired(room, findings, f"removed {user}, who is not an admin")
+            await svc.gw.kick(
+                room.room_id, user, say("Only the community's admins belong here").plain
+            )
+            await self._repaired(room, findings, say("removed {}, who is not an admin", user).plain)
 
     # --- reporting ----------------------------------------------------------------------------
 

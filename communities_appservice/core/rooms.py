@@ -16,6 +16,7 @@ from ..matrix.errors import MatrixError, is_transient
 from ..rules.blueprints import Site
 from ..rules.joins import space_link
 from ..rules.model import MARKER_EVENT, GroupAccess, Role
+from .notices import say
 from .run import Run
 from .service import Service
 
@@ -98,8 +99,8 @@ async def undo_rooms(svc: Service, run: Run[Any], reason: str, planned: list[str
             members = {}  # the bot is not in it (any more): nothing it could do there
         for user, membership in members.items():
             if user != svc.bot and membership in ("join", "invite", "knock"):
-                await quietly(svc.gw.kick(room_id, user, f"Undone: {reason}"))
-        await quietly(svc.gw.leave(room_id, reason=f"Undone: {reason}"))
+                await quietly(svc.gw.kick(room_id, user, say("Undone: {}", reason).plain))
+        await quietly(svc.gw.leave(room_id, reason=say("Undone: {}", reason).plain))
         known = await svc.db.rooms.get(room_id)
         if known is not None and known.space_id == space_id:
             await svc.db.rooms.delete(room_id)

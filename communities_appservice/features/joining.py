@@ -61,7 +61,7 @@ class Joining:
             raise Conflict("{} is already a member.", user)
         if membership == "ban":
             raise Conflict("{} is banned from this community.", user)
-        await svc.gw.invite(community.space_id, user, reason=f"Invited by {sender}")
+        await svc.gw.invite(community.space_id, user, reason=say("Invited by {}", sender).plain)
         await svc.audit(community.space_id, sender, AuditAction.INVITE, user)
 
     # --- join requests --------------------------------------------------------------------
@@ -131,7 +131,7 @@ class Joining:
         self, community: Community, sender: UserID, user: UserID, group: str | None
     ) -> CommunityRoom:
         request, room = await self._request(community, sender, user, group)
-        await self.svc.gw.invite(room.room_id, user, reason=f"Approved by {sender}")
+        await self.svc.gw.invite(room.room_id, user, reason=say("Approved by {}", sender).plain)
         await self.svc.db.join_requests.delete(request.room_id, user)
         await self.svc.audit(community.space_id, sender, AuditAction.APPROVE, user, room.name)
         return room
@@ -145,7 +145,9 @@ class Joining:
         reason: str,
     ) -> CommunityRoom:
         request, room = await self._request(community, sender, user, group)
-        await self.svc.gw.kick(room.room_id, user, reason=reason or f"Denied by {sender}")
+        await self.svc.gw.kick(
+            room.room_id, user, reason=reason or say("Denied by {}", sender).plain
+        )
         await self.svc.db.join_requests.delete(request.room_id, user)
         await self.svc.audit(community.space_id, sender, AuditAction.DENY, user, room.name)
         return room

@@ -18,6 +18,7 @@ import logging
 from mautrix.types import RoomID, UserID
 
 from ..core.hooks import MemberEvent, on_membership
+from ..core.notices import say
 from ..core.service import Service
 from ..db import now_ms
 from ..db.community import Community
@@ -37,7 +38,9 @@ async def _bot_invited(svc: Service, event: MemberEvent) -> None:
     known = await svc.db.rooms.get(event.room_id)
     if known is None and svc.permission(event.sender) < Permission.MEMBER:
         log.info("declining invite to %s from %s: not permitted", event.room_id, event.sender)
-        await svc.gw.leave(event.room_id, reason="You are not allowed to use this service.")
+        await svc.gw.leave(
+            event.room_id, reason=say("You are not allowed to use this service.").plain
+        )
         return
     try:
         await svc.gw.join(event.room_id)
@@ -59,7 +62,7 @@ async def _joined_group(svc: Service, event: MemberEvent) -> None:
     assert event.community is not None
     community, user = event.community, event.user
     if await svc.gw.membership(community.space_id, user) not in PRESENT:
-        await svc.gw.invite(community.space_id, user, reason="Member of a group")
+        await svc.gw.invite(community.space_id, user, reason=say("Member of a group").plain)
     await _ensure_invited(svc, community, Role.ANNOUNCEMENTS, user)
 
 
@@ -102,7 +105,7 @@ async def _ensure_invited(svc: Service, community: Community, role: Role, user: 
     if await svc.gw.membership(room.room_id, user) in (*PRESENT, "ban"):
         return
     try:
-        await svc.gw.invite(room.room_id, user, reason=f"Member of {community.name}")
+        await svc.gw.invite(room.room_id, user, reason=say("Member of {}", community.name).plain)
     except MatrixError:
         # They joined by themselves (a restricted room) between our look and the invite.
         if await svc.gw.membership(room.room_id, user) not in PRESENT:
@@ -113,6 +116,6 @@ async def _remove_from(svc: Service, room_id: RoomID, user: UserID, name: str) -
     if await svc.gw.membership(room_id, user) not in PRESENT:
         return
     try:
-        await svc.gw.kick(room_id, user, reason=f"Left {name}")
+        await svc.gw.kick(room_id, user, reason=say("Left {}", name).plain)
     except MatrixError as e:
         log.warning("could not remove %s from %s: %s", user, room_id, e.errcode)

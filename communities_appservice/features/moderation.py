@@ -186,9 +186,9 @@ async def _moderate(svc: Service, run: Run[Moderate]) -> str:
     call = calls[action]
     why = p.why
     if action is Action.UNBAN:
-        reason = f"Unbanned by {run.op.actor}"
+        reason = say("Unbanned by {}", run.op.actor).plain
     else:
-        reason = why or f"{_VERBS[action]} from {name}"
+        reason = why or say("{} from {}", _VERBS[action], name).plain
 
     async def one(room_id: RoomID) -> bool:
         async def act() -> bool:

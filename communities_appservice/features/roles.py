@@ -185,7 +185,7 @@ async def _admin_add(svc: Service, run: Run[AdminAdd]) -> str:
         room = admins.room_id if admins else None
         if room and await svc.gw.membership(room, user) not in ("join", "invite"):
             try:
-                await svc.gw.invite(room, user, reason="You are now an admin")
+                await svc.gw.invite(room, user, reason=say("You are now an admin").plain)
             except MatrixError as e:  # banned there, say: reconciliation reports the room
                 if is_transient(e):
                     raise
@@ -216,7 +216,7 @@ async def _admin_remove(svc: Service, run: Run[AdminRemove]) -> str:
         admins = await svc.room_of_role(space_id, Role.ADMINS)
         room = admins.room_id if admins else None
         if room and await svc.gw.membership(room, user) in ("join", "invite"):
-            await svc.gw.kick(room, user, "No longer an admin")
+            await svc.gw.kick(room, user, say("No longer an admin").plain)
 
     await run.step("kick", leave_admins_room)
     result = "ok" if not refused else f"refused in {', '.join(refused)}"
