@@ -97,7 +97,6 @@ class App:
             self.db,
             self.config.encryption.pickle_key,
             appservice_mode=self.config.encryption.appservice,
-            membership=self.gateway.membership,
         )
         await self.crypto.start()
         self.gateway.crypto = self.crypto

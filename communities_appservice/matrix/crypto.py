@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from mautrix.client import Client
@@ -68,12 +67,10 @@ class BotCrypto:
         pickle_key: str,
         *,
         appservice_mode: bool,
-        membership: Callable[[RoomID, UserID], Awaitable[str | None]],
         session_wait: float = 10.0,
         request_wait: float = 20.0,
     ) -> None:
         self.client = client
-        self.membership = membership
         self.appservice_mode = appservice_mode
         self.session_wait = session_wait
         self.request_wait = request_wait
@@ -264,14 +261,22 @@ class BotCrypto:
         return dict(encrypted.serialize())
 
     async def _allow_key_share(self, device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
-        """Only devices of users who are in the room get its keys again."""
-        if await self.membership(request.room_id, device.user_id) not in ("join", "invite"):
-            raise RejectKeyShare(
-                f"key request from a user not in {request.room_id}",
-                code=RoomKeyWithheldCode.UNAUTHORIZED,
-                reason="You are not in that room",
+        """Room keys go to the bot's own other devices only (mautrix's default rule), never
+        to another user: forwarding a member's session would hand its history to whoever
+        asks, a late joiner or someone merely invited. They are told `m.unauthorised`."""
+        if device.user_id != self.client.mxid:
+            log.info(
+                "refused a room key request from %s/%s in %s",
+                device.user_id,
+                device.device_id,
+                request.room_id,
             )
-        return True
+            raise RejectKeyShare(
+                f"key request from another user ({device.user_id})",
+                code=RoomKeyWithheldCode.UNAUTHORIZED,
+                reason="This device shares room keys with its own devices only",
+            )
+        return bool(await self.machine.default_allow_key_share(device, request))
 
     # --- decrypting --------------------------------------------------------------------
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+from typing import Any
 
 import pytest
+from nio import MegolmEvent
 
 from .e2ee import E2EEUser
-from .harness import Stack
+from .harness import Stack, eventually
 
 
 def encrypted_reply(reply: object) -> bool:
@@ -118,3 +121,71 @@ async def test_same_device_after_restart_and_in_sync_mode(
         assert reply.decrypted and "Created community" in reply.body
     finally:
         await stack.restart_app()
+
+
+async def _to_device_from(
+    stack: Stack, token: str, since: str, sender: str, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The to-device events `sender` sent to this device after `since`, once there are any
+    (a plain /sync with the device's token, so no client library hides any of them)."""
+    url = f"{stack.synapse.base_url}/_matrix/client/v3/sync"
+    filter_ = json.dumps({"room": {"rooms": []}, "presence": {"types": []}})
+    headers = {"Authorization": f"Bearer {token}"}
+    found: list[dict[str, Any]] = []
+
+    async def probe() -> list[dict[str, Any]]:
+        nonlocal since
+        params = {"since": since, "timeout": "1000", "filter": filter_}
+        async with stack.http.get(url, params=params, headers=headers) as response:
+            body = await response.json()
+        since = body["next_batch"]
+        events = (body.get("to_device") or {}).get("events") or []
+        found.extend(e for e in events if e.get("sender") == sender)
+        return found
+
+    return await eventually(probe, f"a to-device message from {sender}", timeout, 0)
+
+
+async def test_the_bot_forwards_no_room_keys_to_other_users(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    """A late joiner asks the bot's device for the session of a message sent before they
+    joined: the bot answers `m.room_key.withheld` (`m.unauthorised`), never the key."""
+    assert stack.app is not None and stack.app.crypto is not None
+    person = stack.e2ee_person  # type: ignore[attr-defined]
+    owner = await person("owner")
+    dm = await owner.encrypted_dm(stack.bot)
+    created = await owner.reply_to(await owner.send(dm, "!community create Oracle --join open"))
+    assert "Created community" in created.body
+    [community] = [
+        c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
+    ]
+    rooms = {
+        r.role: r.room_id for r in await stack.app.tables.rooms.of_community(community.space_id)
+    }
+    ann = rooms["announcements"]
+    for role in ("space", "announcements"):
+        await owner.join(rooms[role])
+    secret_event = await owner.send(ann, "!community info")
+    assert (await owner.reply_to(secret_event)).decrypted  # the bot holds the owner's session
+
+    late = await person("late")
+    await late.join(rooms["space"])
+    await late.wait(lambda: ann in late.client.invited_rooms, "the announcements invitation")
+    await late.join(ann)
+    history = await late.client.room_messages(ann, start="", limit=50)
+    [locked] = [
+        e
+        for e in history.chunk  # type: ignore[union-attr]
+        if isinstance(e, MegolmEvent) and e.event_id == secret_event
+    ]
+    since = str(late.client.next_batch)
+    bot_device = stack.app.crypto.device_id
+    request = locked.as_key_request(stack.bot, str(late.client.device_id), device_id=bot_device)
+    await late.client.to_device(request)
+
+    answers = await _to_device_from(stack, str(late.client.access_token), since, stack.bot)
+    withheld = ("m.room_key.withheld", "org.matrix.room_key.withheld")
+    assert [a["type"] for a in answers if a["type"] not in withheld] == [], answers  # no key
+    assert answers[0]["content"]["code"] == "m.unauthorised", answers
+    assert answers[0]["content"]["session_id"] == locked.session_id
