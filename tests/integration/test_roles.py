@@ -63,8 +63,10 @@ async def test_owner_transfer(stack: Stack) -> None:
     assert "Only the owner" in reply["body"], reply
     reply = await owner.command(dm, f"admin remove {alice.user_id}")
     assert "owner cannot be removed" in reply["body"], reply
-    assert (await actions(stack, space))[-1] == "owner transfer"
-    assert (await stack.app.tables.audit.recent(space, 1))[0].detail == f"from {owner.user_id}"
+    transfers = [
+        e for e in await stack.app.tables.audit.recent(space, 50) if e.action == "owner transfer"
+    ]
+    assert [(e.target, e.detail) for e in transfers] == [(alice.user_id, f"from {owner.user_id}")]
 
 
 async def test_group_admins(stack: Stack) -> None:
@@ -220,6 +222,6 @@ async def test_a_group_admin_who_leaves_the_group_is_its_admin_no_more(stack: St
     assert await stack.app.tables.group_admins.of_room(chat) == []
 
     async def audited() -> bool:
-        return (await actions(stack, space))[-1] == "group admin left"
+        return "group admin left" in await actions(stack, space)
 
     await eventually(audited, "the audit entry")  # written just after the power levels
