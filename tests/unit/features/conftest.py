@@ -3,7 +3,8 @@
 `tests.recording`, with no Synapse.
 
 - `config`: a test config (small limits: 3 admins, 3 groups; `example.org` may create);
-- `tables`: migrated tables, one database per test module, emptied before every test;
+- `tables` (from `tests/conftest.py`): migrated tables on the pass's database, emptied
+  before every test;
 - `gateway`: a fresh `RecordingGateway` per test; `service`: a `Service` on both;
 - `create_community`: builds a community through `Structure.create_community`, as a user's
   `create` command would, and returns its rooms (`Made`);
@@ -31,7 +32,6 @@ from communities_appservice.db.community import Community
 from communities_appservice.features.structure import Structure
 from communities_appservice.rules.model import JoinMode, Role
 
-from ... import postgres
 from ...recording import RecordingGateway
 
 SERVER = "example.org"
@@ -43,28 +43,6 @@ CAROL = UserID("@carol:example.org")
 STRANGER = UserID("@stranger:elsewhere.net")  # not permitted to use the service
 MAX_ADMINS = 3
 MAX_GROUPS = 3
-
-# Children before parents, so the order also suits a database without cascades.
-TABLES = (
-    "operation_step",
-    "operation",
-    "group_admin",
-    "join_request",
-    "group_suggestion",
-    "invite_link",
-    "community_text",
-    "welcomed",
-    "community_problem",
-    "community_member",
-    "community_admin",
-    "community_room",
-    "audit_log",
-    "community",
-    "bot_dm",
-    "handled_event",
-    "handled_txn",
-    "inbox",
-)
 
 
 def make_config(**communities: Any) -> Config:
@@ -83,23 +61,6 @@ def make_config(**communities: Any) -> Config:
 @pytest.fixture
 def config() -> Config:
     return make_config()
-
-
-@pytest.fixture(scope="module", params=postgres.backends())
-async def module_tables(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Tables]:
-    async with postgres.tables_on(
-        request.param, tmp_path_factory.mktemp("db"), "communities_features"
-    ) as t:
-        yield t
-
-
-@pytest.fixture
-async def tables(module_tables: Tables) -> Tables:
-    for table in TABLES:
-        await module_tables.db.execute(f"DELETE FROM {table}")
-    return module_tables
 
 
 @pytest.fixture

@@ -1,0 +1,57 @@
+"""Reconciliation through the recording gateway: drift repaired, and one community's
+failure never stops the pass over the others."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from communities_appservice.core.reconcile import Reconciler
+from communities_appservice.core.service import Service
+
+from ...recording import RecordingGateway
+from .conftest import CommunityMaker, Made
+
+
+def unlink_announcements(gateway: RecordingGateway, made: Made) -> None:
+    """Someone with the power to do it removed the announcement room from the space."""
+    gateway.rooms[made.space].state[("m.space.child", made.announcements)] = {}
+
+
+def linked(gateway: RecordingGateway, made: Made) -> bool:
+    content = gateway.rooms[made.space].state.get(("m.space.child", made.announcements))
+    return bool(content and content.get("via"))
+
+
+async def test_a_removed_link_is_repaired(
+    service: Service, gateway: RecordingGateway, create_community: CommunityMaker
+) -> None:
+    made = await create_community("Parents")
+    unlink_announcements(gateway, made)
+    findings = await Reconciler(service).community(made.community)
+    assert linked(gateway, made)
+    assert any("the link to" in r for r in findings.repairs), findings
+
+
+async def test_one_community_failing_does_not_stop_the_others(
+    service: Service,
+    gateway: RecordingGateway,
+    create_community: CommunityMaker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = await create_community("First", groups=())
+    second = await create_community("Second", groups=())
+    for made in (first, second):
+        unlink_announcements(gateway, made)
+    gateway.fail("space_children", RuntimeError("a bug in one community's pass"))
+
+    failed = await Reconciler(service).everything()
+
+    assert len(failed) == 1, failed
+    [broken] = [m for m in (first, second) if m.space in failed]
+    [healthy] = [m for m in (first, second) if m is not broken]
+    assert linked(gateway, healthy)  # the other community was reconciled all the same
+    assert not linked(gateway, broken)
+    [record] = [r for r in caplog.records if "reconciling" in r.getMessage()]
+    assert record.levelno == logging.ERROR and "ref" in record.getMessage()
