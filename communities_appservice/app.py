@@ -36,7 +36,12 @@ class App:
         self.tables = Tables(self.db)
         self.tasks = Tasks()
         self.router = Router(self.tables, self._handle, self._interrupted)
-        self.server = AppserviceServer(config.appservice.hs_token, self.router, config.bot_mxid)
+        self.server = AppserviceServer(
+            config.appservice.hs_token,
+            self.router,
+            config.bot_mxid,
+            config.appservice.max_body_bytes,
+        )
         self._session: aiohttp.ClientSession | None = None
         self.gateway: MatrixGateway | None = None
         self.service: Service | None = None

@@ -111,6 +111,9 @@ class AppserviceConfig:
     bot_displayname: str = "Communities"
     as_token: str = GENERATE
     hs_token: str = GENERATE
+    # The largest transaction the homeserver may push, in bytes: a full Synapse transaction
+    # (100 events of up to 64 KiB, to-device messages and device lists) fits with room.
+    max_body_bytes: int = field(default=32 * 1024 * 1024, metadata=_check(_positive))
 
 
 @dataclass(frozen=True)

@@ -24,3 +24,8 @@ class DedupeTable:
             ts,
         )
         return _rowcount(status) > 0
+
+    async def prune(self, cutoff: int) -> int:
+        """Forget the events claimed before `cutoff` (ms); how many were forgotten."""
+        status = await self.db.execute("DELETE FROM handled_event WHERE ts < $1", cutoff)
+        return _rowcount(status)

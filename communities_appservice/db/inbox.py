@@ -14,6 +14,8 @@ from typing import Any
 
 from mautrix.util.async_db import Connection, Database
 
+from .member import _rowcount
+
 
 @dataclass
 class InboxItem:
@@ -70,6 +72,11 @@ class InboxTable:
                 ts,
             )
         return items
+
+    async def prune_transactions(self, cutoff: int) -> int:
+        """Forget the transaction ids recorded before `cutoff` (ms)."""
+        status = await self.db.execute("DELETE FROM handled_txn WHERE ts < $1", cutoff)
+        return _rowcount(status)
 
     async def pending(self) -> list[InboxItem]:
         rows = await self.db.fetch("SELECT seq, room_id, event FROM inbox ORDER BY seq")

@@ -24,6 +24,8 @@ from ..errors import isolated
 from ..tasks import Tasks
 
 log = logging.getLogger("communities.router")
+KEEP_DELIVERIES_DAYS = 30
+DAY_MS = 24 * 3600 * 1000
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -53,8 +55,26 @@ class Router:
         log.debug("transaction %s: %d events, %d new", txn_id, len(events), len(items))
         self.schedule(items)
 
+    async def forget_old(self, now: int | None = None) -> tuple[int, int]:
+        """Forget claimed events and transaction ids older than `KEEP_DELIVERIES_DAYS`: a
+        homeserver retries for minutes or hours, never for a month."""
+        cutoff = (now or now_ms()) - KEEP_DELIVERIES_DAYS * DAY_MS
+        events = await self.db.dedupe.prune(cutoff)
+        transactions = await self.db.inbox.prune_transactions(cutoff)
+        if events or transactions:
+            log.info("forgot %d handled events and %d transactions", events, transactions)
+        return events, transactions
+
+    async def _forget_daily(self) -> None:
+        while True:
+            with isolated(log, "forgetting old deliveries failed"):
+                await self.forget_old()
+            await asyncio.sleep(DAY_MS / 1000)
+
     async def resume(self) -> None:
-        """Handle what a previous run accepted but did not finish."""
+        """Handle what a previous run accepted but did not finish; from now on, forget old
+        deliveries once a day."""
+        self.tasks.spawn("forgetting old deliveries", self._forget_daily())
         pending = await self.db.inbox.pending()
         if pending:
             log.info("resuming %d events left in the inbox", len(pending))

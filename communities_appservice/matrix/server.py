@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import isolated
 from .router import Router
 
 log = logging.getLogger("communities.server")
@@ -28,11 +29,13 @@ def _error(status: int, errcode: str, message: str) -> web.Response:
 
 
 class AppserviceServer:
-    def __init__(self, hs_token: str, router: Router, bot: str) -> None:
+    def __init__(
+        self, hs_token: str, router: Router, bot: str, max_body_bytes: int = 32 * 1024 * 1024
+    ) -> None:
         self.hs_token = hs_token
         self.router = router
         self.bot = bot
-        self.app = web.Application(middlewares=[self._auth])
+        self.app = web.Application(middlewares=[self._auth], client_max_size=max_body_bytes)
         self.app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", self.transaction)
         self.app.router.add_put("/transactions/{txn_id}", self.transaction)
         self.app.router.add_get("/_matrix/app/v1/users/{user_id}", self.query_user)
@@ -73,10 +76,12 @@ class AppserviceServer:
         if await self.router.seen(txn_id, digest):
             return web.json_response({})  # a retry of what we already hold
         if self.extras is not None:
-            try:
+            # Keys and device lists first; a failure is not acknowledged: the homeserver
+            # sends the transaction again (nothing of it is stored yet).
+            with isolated(log, "the encryption part of transaction %s failed", txn_id) as failed:
                 await self.extras(body)
-            except Exception:
-                log.exception("encryption data of transaction failed")
+            if failed.ref:
+                return _error(500, "M_UNKNOWN", f"Try again later (reference {failed.ref})")
         await self.router.accept(txn_id, events, digest)
         return web.json_response({})
 

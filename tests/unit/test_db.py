@@ -8,6 +8,8 @@ postgres://postgres@127.0.0.1:5432/test, dropped afterwards) instead of SQLite.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from communities_appservice.db import Tables, create_database
@@ -65,6 +67,17 @@ async def test_migrations_run_once(database_url: str) -> None:
             assert await db.fetchval("SELECT owner FROM database_owner") == "communities"
         finally:
             await db.stop()
+
+
+async def test_sqlite_commits_survive_a_power_loss(tmp_path: Path) -> None:
+    """synchronous=FULL with the WAL: a commit is on disk before it returns."""
+    db = create_database(f"sqlite:{tmp_path / 'durable.db'}")
+    await db.start()
+    try:
+        assert await db.fetchval("PRAGMA journal_mode") == "wal"
+        assert await db.fetchval("PRAGMA synchronous") == 2  # FULL
+    finally:
+        await db.stop()
 
 
 # --- community ---------------------------------------------------------------------------

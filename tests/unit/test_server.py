@@ -8,6 +8,8 @@ the real ones, so a "restart" is a new Router and server over the same database,
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -412,3 +414,65 @@ async def test_ping(service: Service) -> None:
     )
     assert response.status == 200
     assert await response.json() == {}
+
+
+# --- big transactions and the encryption part ---------------------------------------------
+
+
+async def test_a_full_synapse_transaction_is_accepted(service: Service) -> None:
+    """100 events of nearly 64 KiB each: the body is about 6 MiB, far over aiohttp's 1 MiB."""
+    text = "x" * 60_000
+    events = [_event(f"$big{i}", body=text) for i in range(100)]
+    body = io.BytesIO(json.dumps({"events": events}).encode())  # streamed, as Synapse sends
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = await service.client.put(TXN.format("big"), data=body, headers=headers)
+    assert response.status == 200, await response.text()
+    await service.router.wait_idle()
+    assert len(service.handled.ids) == 100
+
+
+async def test_the_body_limit_is_the_configured_one(tables: Tables) -> None:
+    router = Router(Tables(tables.db), Recorder())
+    server = AppserviceServer(HS_TOKEN, router, BOT, max_body_bytes=10_000)
+    client = TestClient(TestServer(server.app, host="127.0.0.1"))
+    await client.start_server()
+    server.ready.set()
+    try:
+        events = [_event("$over", body="x" * 20_000)]
+        response = await client.put(TXN.format("over"), json={"events": events}, headers=AUTH)
+        assert response.status == 413
+        assert await tables.inbox.pending() == []
+    finally:
+        await client.close()
+        await router.stop()
+
+
+async def test_a_failing_encryption_part_is_not_acknowledged(service: Service) -> None:
+    """The homeserver gets a 500 and sends the transaction again; nothing was stored, so
+    the second delivery is handled in full."""
+    calls: list[dict[str, Any]] = []
+
+    async def extras(body: dict[str, Any]) -> None:
+        calls.append(body)
+        if len(calls) == 1:
+            raise ConnectionError("the crypto store is gone for a moment")
+
+    service.server.extras = extras
+    assert await service.put("enc", [_event("$enc")]) == 500
+    assert service.handled.ids == []
+    assert await service.put("enc", [_event("$enc")]) == 200
+    assert service.handled.ids == ["$enc"] and len(calls) == 2
+
+
+async def test_old_deliveries_are_forgotten(service: Service) -> None:
+    """Claimed events and transaction ids older than the retention go; recent ones stay,
+    and a recent event delivered again still runs once."""
+    assert await service.put("old", [_event("$old")]) == 200
+    tables = service.router.db
+    day = 24 * 3600 * 1000
+    await tables.db.execute("UPDATE handled_event SET ts = ts - $1", 31 * day)
+    await tables.db.execute("UPDATE handled_txn SET ts = ts - $1", 31 * day)
+    assert await service.put("new", [_event("$new")]) == 200
+    assert await service.router.forget_old() == (1, 1)
+    assert await service.put("new", [_event("$new")]) == 200  # a retry: still recognised
+    assert service.handled.ids == ["$old", "$new"]
