@@ -38,6 +38,8 @@ from mautrix.types import (
     EventType,
     Filter,
     LoginType,
+    Member,
+    Membership,
     RequestedKeyInfo,
     RoomEventFilter,
     RoomFilter,
@@ -255,10 +257,22 @@ class BotCrypto:
                 try:
                     encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
                 except EncryptionError:
-                    users = [UserID(u) for u in await members()]
-                    await self.machine.share_group_session(room, users)
+                    targets: dict[UserID, str] = await members()
+                    # The whole member list, also of members who joined before the bot (an
+                    # adopted room): a new device of any of them rotates the session.
+                    await self.state.set_members(
+                        room, {u: Member(membership=Membership(m)) for u, m in targets.items()}
+                    )
+                    await self.machine.share_group_session(room, list(targets))
                     encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
         return dict(encrypted.serialize())
+
+    async def rotate(self, room_id: RoomID) -> None:
+        """Forget the room's outgoing Megolm session: the next message starts a new one,
+        shared with the members of that moment. Called as soon as the bot itself removes
+        someone, so that its next message in the room (the reply to `remove`, say) is not
+        readable with a session the removed person still holds."""
+        await self.machine.crypto_store.remove_outbound_group_session(room_id)
 
     async def _allow_key_share(self, device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
         """Room keys go to the bot's own other devices only (mautrix's default rule), never

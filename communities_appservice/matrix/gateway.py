@@ -177,14 +177,16 @@ class MatrixGateway:
         )
         return EventID(str(result["event_id"]))
 
-    async def share_targets(self, room_id: RoomID) -> list[UserID]:
-        """Who gets the room key: joined members, and invited ones (history is `shared`)."""
+    async def share_targets(self, room_id: RoomID) -> dict[UserID, str]:
+        """Who gets the room key: joined members, and invited ones (history is `shared`),
+        with their membership."""
         result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
-        return [
-            UserID(str(e["state_key"]))
-            for e in result.get("chunk", [])
-            if (e.get("content") or {}).get("membership") in ("join", "invite")
-        ]
+        targets: dict[UserID, str] = {}
+        for event in result.get("chunk", []):
+            membership = str((event.get("content") or {}).get("membership"))
+            if membership in ("join", "invite"):
+                targets[UserID(str(event["state_key"]))] = membership
+        return targets
 
     async def _membership_call(
         self, action: str, room_id: RoomID, body: dict[str, Any]
@@ -196,9 +198,17 @@ class MatrixGateway:
 
     async def kick(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         await self._membership_call("kick", room_id, _with_reason({"user_id": user_id}, reason))
+        await self._rotate(room_id)
 
     async def ban(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         await self._membership_call("ban", room_id, _with_reason({"user_id": user_id}, reason))
+        await self._rotate(room_id)
+
+    async def _rotate(self, room_id: RoomID) -> None:
+        """Someone left by the bot's hand: its next message there uses a new session, at
+        once, without waiting for the membership event to come back through the router."""
+        if self.crypto is not None:
+            await self.crypto.rotate(room_id)
 
     async def unban(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         await self._membership_call("unban", room_id, _with_reason({"user_id": user_id}, reason))

@@ -189,3 +189,100 @@ async def test_the_bot_forwards_no_room_keys_to_other_users(
     assert [a["type"] for a in answers if a["type"] not in withheld] == [], answers  # no key
     assert answers[0]["content"]["code"] == "m.unauthorised", answers
     assert answers[0]["content"]["session_id"] == locked.session_id
+
+
+async def _session_of(stack: Stack, user: E2EEUser, room_id: str, event_id: str) -> str:
+    """The Megolm session an encrypted event was sent with, as the homeserver stores it."""
+    url = f"{stack.synapse.base_url}/_matrix/client/v3/rooms/{room_id}/event/{event_id}"
+    headers = {"Authorization": f"Bearer {user.client.access_token}"}
+    async with stack.http.get(url, headers=headers) as response:
+        event = await response.json()
+    assert event["type"] == "m.room.encrypted", event
+    return str(event["content"]["session_id"])
+
+
+async def test_the_bot_rotates_its_session_when_it_removes_someone(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    """The reply to `admin remove` in the admins room is not readable with the session the
+    dismissed admin holds: the bot starts a new one as soon as it has removed them."""
+    assert stack.app is not None
+    person = stack.e2ee_person  # type: ignore[attr-defined]
+    owner = await person("owner")
+    dm = await owner.encrypted_dm(stack.bot)
+    created = await owner.reply_to(await owner.send(dm, "!community create Rotating --join open"))
+    assert "Created community" in created.body
+    [community] = [
+        c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
+    ]
+    rooms = {
+        r.role: r.room_id for r in await stack.app.tables.rooms.of_community(community.space_id)
+    }
+    admins_room = rooms["admins"]
+    for role in ("space", "admins"):
+        await owner.join(rooms[role])
+    alice = await person("alice")
+    await alice.join(rooms["space"])
+    added = await owner.reply_to(
+        await owner.send(admins_room, f"!community admin add {alice.user_id}")
+    )
+    assert "is now an admin" in added.body
+    await alice.wait(lambda: admins_room in alice.client.invited_rooms, "the admins room")
+    await alice.join(admins_room)
+    info = await owner.send(admins_room, "!community info")
+    seen = await alice.reply_to(info)  # Alice holds the session of the bot's replies now
+    assert seen.decrypted
+
+    removed = await owner.reply_to(
+        await owner.send(admins_room, f"!community admin remove {alice.user_id}")
+    )
+    assert "no longer an admin" in removed.body
+    before = await _session_of(stack, owner, admins_room, seen.event_id)
+    after = await _session_of(stack, owner, admins_room, removed.event_id)
+    assert after != before
+
+
+async def test_a_new_device_of_a_member_who_predates_the_bot_gets_the_next_key(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    """In an adopted room, members who joined before the bot are known to its encryption as
+    soon as it shares a session: a new device of theirs rotates the session, and the bot's
+    next message reaches that device."""
+    assert stack.app is not None and stack.app.crypto is not None
+    crypto = stack.app.crypto
+    person = stack.e2ee_person  # type: ignore[attr-defined]
+    owner = await person("owner")
+    dm = await owner.encrypted_dm(stack.bot)
+    created = await owner.reply_to(await owner.send(dm, "!community create Adopting"))
+    assert "Created community" in created.body
+
+    carol = await person("carol")
+    made = await carol.client.room_create(
+        room_version="11",
+        invite=[stack.bot],
+        initial_state=[
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+            }
+        ],
+    )
+    assert hasattr(made, "room_id"), made
+    room = str(made.room_id)
+    power = {"users": {stack.bot: 100, carol.user_id: 50}, "events": {}, "state_default": 50}
+    stepped_down = await carol.client.room_put_state(room, "m.room.power_levels", power)
+    assert hasattr(stepped_down, "event_id"), stepped_down
+    adopted = await owner.reply_to(await owner.send(dm, f"!community group add {room}"))
+    assert "as a group" in adopted.body, adopted.body
+    first = await carol.reply_to(await carol.send(room, "!community group list"))
+    assert first.decrypted  # the bot shared a session with Carol's first device
+
+    second = await person("carol", carol.user_id[1:].split(":")[0])
+
+    async def rotated() -> bool:
+        return await crypto.machine.crypto_store.get_outbound_group_session(room) is None
+
+    await eventually(rotated, "the bot to drop its session after Carol's new device")
+    event_id = await carol.send(room, "!community group list")
+    assert (await second.reply_to(event_id)).decrypted
