@@ -134,6 +134,21 @@ async def check_group_room(svc: Service, space_id: RoomID) -> None:
     check_can_add_group(len(groups), svc.config.communities.max_groups)
 
 
+async def apply_bans(svc: Service, run: Run[Any], space_id: RoomID, room_id: RoomID) -> None:
+    """The community's bans hold in a group made after them, before it is linked: a banned
+    user can neither join it nor knock on it."""
+
+    async def ban_all() -> int:
+        bans = await svc.db.bans.of_community(space_id)
+        for ban in bans:
+            if await svc.gw.membership(room_id, ban.user_id) != "ban":
+                reason = ban.reason or say("Banned from the community").plain
+                await svc.gw.ban(room_id, ban.user_id, reason)
+        return len(bans)
+
+    await run.step("bans", ban_all)
+
+
 async def _settle_suggestion(
     svc: Service, run: Run[GroupCreate] | Run[GroupAdd], room_id: RoomID
 ) -> None:
@@ -180,6 +195,7 @@ async def _group_create(svc: Service, run: Run[GroupCreate]) -> str:
         await link_child(svc, space_id, room_id, Role.GROUP, position)
         await svc.audit(space_id, run.op.actor, AuditAction.GROUP_CREATE, room_id, p.name)
 
+    await apply_bans(svc, run, space_id, room_id)
     await run.step("record", record)
     await _settle_suggestion(svc, run, room_id)
     await run.release_tags()
@@ -238,6 +254,7 @@ async def _group_add(svc: Service, run: Run[GroupAdd]) -> str:
             await svc.gw.send_state(room_id, "m.room.encryption", {"algorithm": MEGOLM})
 
     await run.step("encryption", encrypt)
+    await apply_bans(svc, run, space_id, room_id)
     await run.step("link", lambda: link_child(svc, space_id, room_id, Role.GROUP, position))
     await run.step(
         "audit", lambda: svc.audit(space_id, run.op.actor, AuditAction.GROUP_ADD, room_id, p.name)

@@ -16,6 +16,7 @@ from mautrix.util.async_db import Connection, Database
 
 from .admin import AdminTable
 from .audit import AuditTable
+from .ban import BanTable
 from .community import CommunityTable
 from .dedupe import DedupeTable
 from .group_admin import GroupAdminTable
@@ -54,6 +55,7 @@ class Tables:
         self.suggestions = SuggestionTable(db)
         self.operations = OperationTable(db)
         self.problems = ProblemTable(db)
+        self.bans = BanTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -69,6 +69,12 @@ class Joining:
     async def knocked(
         self, community: Community, room: CommunityRoom, user: UserID, reason: str
     ) -> None:
+        if await self.svc.db.bans.is_banned(community.space_id, user):
+            # Banned from the community: the knock is turned down at once, never announced.
+            log.info("refused the knock of %s on %s: banned", user, room.room_id)
+            refusal = say("You are banned from {}.", community.name).plain
+            await self.svc.gw.kick(room.room_id, user, reason=refusal)
+            return
         request = JoinRequest(
             room.room_id, user, community.space_id, reason[:MAX_KNOCK_REASON], now_ms()
         )

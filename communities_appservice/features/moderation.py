@@ -18,6 +18,8 @@ from ..core.notices import say
 from ..core.operations import NOWHERE, Origin, operation
 from ..core.run import Params, Run
 from ..core.service import Service
+from ..db import now_ms
+from ..db.ban import Ban
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Conflict
@@ -210,6 +212,15 @@ async def _moderate(svc: Service, run: Run[Moderate]) -> str:
         # Protected people, again under the community's lock (promoted meanwhile?).
         roles = await svc.admin_roles(space_id)
         check_can_moderate(roles, user, svc.bot, action)
+    if action is Action.BAN:  # first: a group made from now on applies it too
+
+        async def record_ban() -> None:
+            ban = Ban(space_id, user, why or "", run.op.actor, now_ms())
+            await svc.db.bans.put(ban)
+
+        await run.step("record ban", record_ban)
+    elif action is Action.UNBAN:
+        await run.step("forget ban", lambda: svc.db.bans.delete(space_id, user))
     rooms = list(p.rooms)
     results = await bounded(one(room) for room in rooms if room != space_id)
     if space_id in rooms:

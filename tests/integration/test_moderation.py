@@ -142,3 +142,24 @@ async def test_common_lists_only_groups_both_joined(stack: Stack) -> None:
     assert "You share no group" in reply["body"], reply
     for name in GROUPS:
         assert name not in reply["body"], reply
+
+
+async def test_a_ban_holds_in_a_group_created_after_it(stack: Stack) -> None:
+    owner, rooms = await joined_community(stack, "Banned later")
+    dm = rooms["dm"]
+    mallory = await stack.user("mallory")
+    reply = await owner.command(dm, f"ban {mallory.user_id} trolling")
+    assert f"Banned {mallory.user_id}" in reply["body"], reply
+    reply = await owner.command(dm, "group create Later")
+    assert "Created group Later" in reply["body"], reply
+    later = (await groups_of(stack, rooms["space"]))["Later"]
+    assert await stack.membership(later, mallory.user_id) == "ban"
+    event = await stack.admin_state(later, "m.room.member", mallory.user_id)
+    assert event["reason"] == "trolling"
+
+    reply = await owner.command(dm, f"unban {mallory.user_id}")
+    assert f"Unbanned {mallory.user_id}" in reply["body"], reply
+    reply = await owner.command(dm, "group create After")
+    assert "Created group After" in reply["body"], reply
+    after = (await groups_of(stack, rooms["space"]))["After"]
+    assert await stack.membership(after, mallory.user_id) is None

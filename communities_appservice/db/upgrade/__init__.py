@@ -11,6 +11,7 @@ from . import (  # isort: skip
     v05_suggestions,
     v06_operations,
     v07_problems,
+    v08_bans,
 )
 
 __all__ = ["upgrade_table"]
