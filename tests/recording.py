@@ -44,6 +44,7 @@ class RecordingGateway:
         self.uploads: list[tuple[bytes, str, str]] = []
         self.calls: list[Call] = []
         self.encrypted_media = False
+        self.txns: dict[tuple[RoomID, str], EventID] = {}  # (room, txn id) → the event sent
         self._failures: dict[str, list[BaseException]] = {}
         self._ids = itertools.count(1)
 
@@ -153,11 +154,17 @@ class RecordingGateway:
         return self._event_id()
 
     async def send_message(
-        self, room_id: RoomID, event_type: str, content: dict[str, Any]
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], txn_id: str = ""
     ) -> EventID:
         self._record("send_message", room_id, event_type, content)
-        self._visible(room_id).messages.append((event_type, content))
-        return self._event_id()
+        room = self._visible(room_id)
+        if txn_id and (room_id, txn_id) in self.txns:  # a retry: the homeserver remembers
+            return self.txns[(room_id, txn_id)]
+        room.messages.append((event_type, content))
+        event_id = self._event_id()
+        if txn_id:
+            self.txns[(room_id, txn_id)] = event_id
+        return event_id
 
     async def invite(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         self._record("invite", room_id, user_id, reason)

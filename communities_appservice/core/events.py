@@ -11,15 +11,19 @@ still run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from mautrix.types import EventID, RoomID, UserID
 
+from ..db import now_ms
 from ..errors import isolated
 from ..matrix.crypto import BotCrypto, CannotDecrypt
+from ..matrix.errors import RetryLater, brief, is_transient
+from ..matrix.router import RETRYING
 from ..rules.membership import classify
 from ..rules.model import ACTIVE
-from .hooks import HOOKS, MemberEvent, RawEvent
+from .hooks import HOOKS, MemberEvent, RawEvent, hook_name
 from .notices import notice, say
 from .service import Service
 
@@ -50,11 +54,39 @@ class Events:
             if decrypted is None:
                 return
             event = decrypted
+        calls: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if event.get("type") == "m.room.member" and "state_key" in event:
-            await self._membership(event)
+            calls += await self._membership(event)
         for listener in HOOKS.events.get(str(event.get("type")), []):
-            with isolated(log, "listener %s failed on %s", listener, event.get("event_id")):
-                await listener(self.svc, event)
+            calls.append((hook_name(listener), partial(listener, self.svc, event)))
+        await self._run(str(event.get("event_id", "")), calls)
+
+    async def _run(
+        self, event_id: str, calls: list[tuple[str, Callable[[], Awaitable[None]]]]
+    ) -> None:
+        """Every listener once, each isolated. One that fails for a transient reason (the
+        homeserver or the database away for a moment) makes the event be tried again; the
+        ones that did their part are recorded first, so the retry skips them."""
+        done = await self.svc.db.dedupe.listeners_done(event_id) if RETRYING.get() else set()
+        finished: list[str] = []
+        stalled: list[str] = []
+        for name, call in calls:
+            if name in done:
+                continue
+            with isolated(log, "listener %s failed on %s", name, event_id):
+                try:
+                    await call()
+                except Exception as e:
+                    if not is_transient(e):
+                        raise
+                    log.warning("listener %s on %s: %s; will retry", name, event_id, brief(e))
+                    stalled.append(name)
+                    continue
+            finished.append(name)
+        if stalled:
+            for name in finished:
+                await self.svc.db.dedupe.listener_done(event_id, name, now_ms())
+            raise RetryLater(f"{len(stalled)} listeners of {event_id} to try again")
 
     async def interrupted(self, event: RawEvent) -> None:
         """An event the previous run was handling when it died: not run again; the
@@ -70,14 +102,14 @@ class Events:
             with isolated(log, "listener %s failed on %s", listener, event.get("event_id")):
                 await listener(self.svc, event)
 
-    async def _membership(self, event: RawEvent) -> None:
+    async def _membership(self, event: RawEvent) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         content = event.get("content") or {}
         unsigned = event.get("unsigned") or {}
         prev = str((unsigned.get("prev_content") or {}).get("membership", ""))
         user, sender = UserID(str(event["state_key"])), UserID(str(event.get("sender", "")))
         change = classify(prev, str(content.get("membership", "")), sender, user)
         if change is None:
-            return
+            return []
         room_id = RoomID(str(event["room_id"]))
         room = await self.svc.db.rooms.get(room_id)
         community = None
@@ -96,10 +128,11 @@ class Events:
             community=community,
             room=room if community is not None else None,
         )
-        for hook in HOOKS.members:
-            if hook.wants(member, self.svc.bot):
-                with isolated(log, "listener %s failed on %s", hook.name, member.event_id):
-                    await hook.listener(self.svc, member)
+        return [
+            (hook.name, partial(hook.listener, self.svc, member))
+            for hook in HOOKS.members
+            if hook.wants(member, self.svc.bot)
+        ]
 
     async def _decrypt(self, event: RawEvent) -> RawEvent | None:
         if self.crypto is None:

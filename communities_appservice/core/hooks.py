@@ -78,7 +78,7 @@ class MemberHook:
 
     @property
     def name(self) -> str:
-        return _name(self.listener)
+        return hook_name(self.listener)
 
 
 @dataclass
@@ -146,5 +146,6 @@ def job(kind: str) -> Callable[[JobRunner], JobRunner]:
     return register
 
 
-def _name(listener: Callable[..., object]) -> str:
+def hook_name(listener: Callable[..., object]) -> str:
+    """A listener's stable name (its module and qualified name): what a retry records."""
     return f"{listener.__module__}.{getattr(listener, '__qualname__', listener)}"

@@ -13,6 +13,7 @@ the plain body is the template without them.
 from __future__ import annotations
 
 import gettext
+import hashlib
 import html
 import re
 import string
@@ -136,3 +137,10 @@ def in_thread(content: dict[str, Any], reply_to: str, thread_root: str | None) -
             },
         }
     return {"m.mentions": {}, **content}
+
+
+def txn_key(*parts: str) -> str:
+    """A transaction id for a message that must be sent once even when its sending is
+    retried (the homeserver answers a repeated id with the event it already made)."""
+    digest = hashlib.sha256("\x1f".join(("communities", *parts)).encode()).hexdigest()
+    return "c" + digest[:32]

@@ -22,6 +22,7 @@ class InboxItem:
     seq: int
     room_id: str
     event: dict[str, Any]
+    retrying: bool = False  # a transient failure put it back: retry it, never "interrupted"
 
 
 class InboxTable:
@@ -79,11 +80,21 @@ class InboxTable:
         return _rowcount(status)
 
     async def pending(self) -> list[InboxItem]:
-        rows = await self.db.fetch("SELECT seq, room_id, event FROM inbox ORDER BY seq")
+        rows = await self.db.fetch("SELECT seq, room_id, event, retrying FROM inbox ORDER BY seq")
         return [
-            InboxItem(seq=int(r["seq"]), room_id=r["room_id"], event=json.loads(r["event"]))
+            InboxItem(
+                seq=int(r["seq"]),
+                room_id=r["room_id"],
+                event=json.loads(r["event"]),
+                retrying=bool(r["retrying"]),
+            )
             for r in rows
         ]
+
+    async def set_retrying(self, seq: int) -> None:
+        """The event failed for a transient reason: it stays, to be retried (also after a
+        restart)."""
+        await self.db.execute("UPDATE inbox SET retrying=true WHERE seq=$1", seq)
 
     async def done(self, seq: int) -> None:
         await self.db.execute("DELETE FROM inbox WHERE seq=$1", seq)

@@ -37,6 +37,12 @@ class WelcomedTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def has(self, space_id: RoomID, user_id: UserID) -> bool:
+        value = await self.db.fetchval(
+            "SELECT 1 FROM welcomed WHERE space_id=$1 AND user_id=$2", space_id, user_id
+        )
+        return value is not None
+
     async def claim(self, space_id: RoomID, user_id: UserID, ts: int) -> bool:
         """True the first time for this member of this community, False ever after."""
         status = await self.db.execute(

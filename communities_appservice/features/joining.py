@@ -13,7 +13,7 @@ import logging
 from mautrix.types import UserID
 
 from ..core.hooks import MemberEvent, on_membership
-from ..core.notices import notice, say
+from ..core.notices import notice, say, txn_key
 from ..core.service import Service
 from ..db import now_ms
 from ..db.community import Community
@@ -67,8 +67,16 @@ class Joining:
     # --- join requests --------------------------------------------------------------------
 
     async def knocked(
-        self, community: Community, room: CommunityRoom, user: UserID, reason: str
+        self,
+        community: Community,
+        room: CommunityRoom,
+        user: UserID,
+        reason: str,
+        event_id: str = "",
     ) -> None:
+        """Record the knock and announce it in the admins room (once per request: a knock
+        repeated while the request waits only updates it). The announcement comes first and
+        is keyed by the knock's event, so a retry after an outage announces it once."""
         if await self.svc.db.bans.is_banned(community.space_id, user):
             # Banned from the community: the knock is turned down at once, never announced.
             log.info("refused the knock of %s on %s: banned", user, room.room_id)
@@ -79,12 +87,12 @@ class Joining:
             room.room_id, user, community.space_id, reason[:MAX_KNOCK_REASON], now_ms()
         )
         known = await self.svc.db.join_requests.get(room.room_id, user)
-        await self.svc.db.join_requests.put(request)
         if known is None:
-            await self._announce(community, room, user, request.reason)
+            await self._announce(community, room, user, request.reason, f"knock {event_id}")
+        await self.svc.db.join_requests.put(request)
 
     async def _announce(
-        self, community: Community, room: CommunityRoom, user: UserID, reason: str
+        self, community: Community, room: CommunityRoom, user: UserID, reason: str, txn: str
     ) -> None:
         admins_room = await self.svc.room_of_role(community.space_id, Role.ADMINS)
         if admins_room is None:
@@ -106,7 +114,9 @@ class Joining:
             user,
             group,
         )
-        await self.svc.gw.send_message(admins_room.room_id, "m.room.message", notice(text))
+        await self.svc.gw.send_message(
+            admins_room.room_id, "m.room.message", notice(text), txn_id=txn_key(txn)
+        )
 
     async def pending(self, community: Community) -> list[JoinRequest]:
         return await self.svc.db.join_requests.of_community(community.space_id)
@@ -162,7 +172,9 @@ class Joining:
 @on_membership(Change.KNOCK, roles=[Role.SPACE, Role.GROUP])
 async def _knocked(svc: Service, event: MemberEvent) -> None:
     assert event.community is not None and event.room is not None
-    await Joining(svc).knocked(event.community, event.room, event.user, event.reason)
+    await Joining(svc).knocked(
+        event.community, event.room, event.user, event.reason, event.event_id
+    )
 
 
 @on_membership(

@@ -23,7 +23,7 @@ from ..core.service import Service
 from ..db import now_ms
 from ..db.community import Community
 from ..db.room import CommunityRoom
-from ..matrix.errors import MatrixError
+from ..matrix.errors import MatrixError, is_transient
 from ..rules.membership import Change
 from ..rules.model import AuditAction, Permission, Role
 from ..tasks import bounded
@@ -45,6 +45,8 @@ async def _bot_invited(svc: Service, event: MemberEvent) -> None:
     try:
         await svc.gw.join(event.room_id)
     except MatrixError as e:
+        if is_transient(e):
+            raise  # the event is tried again
         log.warning("could not join %s after invite: %s", event.room_id, e.errcode)
 
 
@@ -118,4 +120,6 @@ async def _remove_from(svc: Service, room_id: RoomID, user: UserID, name: str) -
     try:
         await svc.gw.kick(room_id, user, reason=say("Left {}", name).plain)
     except MatrixError as e:
+        if is_transient(e):
+            raise
         log.warning("could not remove %s from %s: %s", user, room_id, e.errcode)

@@ -9,7 +9,7 @@ from mautrix.types import UserID
 
 from ..core.dms import dm_with
 from ..core.hooks import MemberEvent, on_membership
-from ..core.notices import Text, notice, paragraphs, say
+from ..core.notices import Text, notice, paragraphs, say, txn_key
 from ..core.service import Service
 from ..db import now_ms
 from ..db.community import Community
@@ -56,19 +56,24 @@ class Welcome:
         await self.svc.audit(community.space_id, sender, AuditAction.WELCOME_SET)
 
     async def greet(self, community: Community, user: UserID) -> None:
-        """The welcome text and the rules in one notice, once per member and community."""
+        """The welcome text and the rules in one notice, once per member and community.
+
+        Sent first, then recorded: a retry after an outage sends it again with the same
+        transaction id, which the homeserver answers with the message it already made."""
         svc = self.svc
         welcome = await self.text(community, WELCOME)
         community_rules = await self.text(community, RULES)
         if not (welcome or community_rules):
             return
-        if not await svc.db.welcomed.claim(community.space_id, user, now_ms()):
+        if await svc.db.welcomed.has(community.space_id, user):
             return
         parts = [_block(say("Welcome to {}", community.name), welcome)] if welcome else []
         if community_rules:
             parts.append(_block(say("Rules"), community_rules))
         room_id = await dm_with(svc, user)
-        await svc.gw.send_message(room_id, "m.room.message", notice(paragraphs(*parts)))
+        txn = txn_key("welcome", community.space_id, user)
+        await svc.gw.send_message(room_id, "m.room.message", notice(paragraphs(*parts)), txn)
+        await svc.db.welcomed.claim(community.space_id, user, now_ms())
         log.info("welcomed %s to %s", user, community.space_id)
 
 

@@ -31,6 +31,11 @@ class Transient(Exception):
     """Something that is not ready yet; trying again later may succeed."""
 
 
+class RetryLater(Transient):
+    """Some of an event's listeners failed for a transient reason: the event is tried again
+    (the listeners that did their part are not run twice)."""
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether trying again later may succeed (an outage of the homeserver or the database),
     as opposed to a refusal."""

@@ -42,7 +42,7 @@ class Gateway(Protocol):
         self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
     ) -> EventID: ...
     async def send_message(
-        self, room_id: RoomID, event_type: str, content: dict[str, Any]
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], txn_id: str = ""
     ) -> EventID: ...
     async def invite(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
     async def kick(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
@@ -163,15 +163,17 @@ class MatrixGateway:
         return EventID(str(result["event_id"]))
 
     async def send_message(
-        self, room_id: RoomID, event_type: str, content: dict[str, Any]
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], txn_id: str = ""
     ) -> EventID:
-        """Send a message event, Megolm-encrypted when the room is encrypted."""
+        """Send a message event, Megolm-encrypted when the room is encrypted. A `txn_id` of
+        the caller's makes a retry of the same send one event (the homeserver remembers the
+        transaction ids of a sender), where a new one is drawn otherwise."""
         if self.crypto is not None and await self.crypto.is_encrypted(room_id, self.get_state):
             content = await self.crypto.encrypt(
                 room_id, event_type, content, lambda: self.share_targets(room_id)
             )
             event_type = "m.room.encrypted"
-        txn_id = secrets.token_hex(12)
+        txn_id = txn_id or secrets.token_hex(12)
         result = await self._request(
             Method.PUT, Path.v3.rooms[room_id].send[event_type][txn_id], content
         )

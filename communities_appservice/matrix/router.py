@@ -15,15 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from ..db import Tables, now_ms
 from ..db.inbox import InboxItem
 from ..errors import isolated
 from ..tasks import Tasks
+from .errors import brief, is_transient
 
 log = logging.getLogger("communities.router")
+T = TypeVar("T")
+# Set while the router retries an event: listeners that already did their part are skipped.
+RETRYING: ContextVar[bool] = ContextVar("communities_retrying", default=False)
+RETRY_FIRST = 1.0  # seconds before the first retry of an event that failed transiently
+RETRY_MAX = 60.0
+RETRY_FOR = 3600.0  # an event still failing after an hour is logged and given up
 KEEP_DELIVERIES_DAYS = 30
 DAY_MS = 24 * 3600 * 1000
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -108,14 +117,72 @@ class Router:
         event_id = str(item.event.get("event_id"))
         left_by_a_crash = item.seq in self._resumed
         self._resumed.discard(item.seq)
+        if item.retrying or await self._first(item, event_id, left_by_a_crash):
+            await self._retry(item, event_id, first_delay=0 if item.retrying else RETRY_FIRST)
+        await self._durably("forgetting a handled event", lambda: self.db.inbox.done(item.seq))
+
+    async def _first(self, item: InboxItem, event_id: str, left_by_a_crash: bool) -> bool:
+        """The first attempt; True when it failed for a transient reason (try again)."""
+        claimed = await self._durably(
+            "claiming an event", lambda: self.db.dedupe.claim_event(event_id, now_ms())
+        )
         with isolated(log, "event %s in %s failed", event_id, item.room_id):
-            if await self.db.dedupe.claim_event(event_id, now_ms()):
-                log.debug("handling %s %s in %s", item.event.get("type"), event_id, item.room_id)
-                await self.handler(item.event)
-            elif left_by_a_crash and self.interrupted is not None:
-                log.info("%s was being handled when the service stopped", event_id)
-                await self.interrupted(item.event)
-        await self.db.inbox.done(item.seq)
+            try:
+                if claimed:
+                    log.debug(
+                        "handling %s %s in %s", item.event.get("type"), event_id, item.room_id
+                    )
+                    await self.handler(item.event)
+                elif left_by_a_crash and self.interrupted is not None:
+                    log.info("%s was being handled when the service stopped", event_id)
+                    await self.interrupted(item.event)
+            except Exception as e:
+                if not (claimed and is_transient(e)):
+                    raise
+                log.warning("event %s in %s: %s; will retry", event_id, item.room_id, brief(e))
+                return True
+        return False
+
+    async def _retry(self, item: InboxItem, event_id: str, first_delay: float) -> None:
+        """Try the event again with backoff, in its place in the room's order, until it is
+        handled, fails for good, or `RETRY_FOR` has passed (then it is logged with a
+        reference). The inbox row says so, so a restart goes on retrying it."""
+        await self._durably(
+            "marking an event for retry", lambda: self.db.inbox.set_retrying(item.seq)
+        )
+        deadline = time.monotonic() + RETRY_FOR
+        delay = first_delay
+        token = RETRYING.set(True)
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                with isolated(log, "event %s in %s failed", event_id, item.room_id) as failure:
+                    try:
+                        await self.handler(item.event)
+                        return
+                    except Exception as e:
+                        if not is_transient(e) or time.monotonic() > deadline:
+                            raise
+                        log.warning("event %s still failing: %s", event_id, brief(e))
+                if failure.ref:
+                    return
+                delay = min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
+        finally:
+            RETRYING.reset(token)
+
+    async def _durably(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A call to the database that must not be dropped: retried while it fails for a
+        transient reason (a locked or unreachable database), so a room's queue goes on."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await call()
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                log.warning("%s failed (%s); trying again", what, brief(e))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
 
     async def wait_idle(self) -> None:
         await self._idle.wait()

@@ -12,6 +12,7 @@ from . import (  # isort: skip
     v06_operations,
     v07_problems,
     v08_bans,
+    v09_retries,
 )
 
 __all__ = ["upgrade_table"]
