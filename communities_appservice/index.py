@@ -17,5 +17,6 @@ from .commands import moderation as moderation
 from .commands import roles as roles
 from .commands import structure as structure
 from .commands import suggestions as suggestions
+from .commands import unfinished as unfinished
 from .commands import welcome as welcome
 from .features import membership as membership

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -36,7 +37,7 @@ from mautrix.types import EventID, RoomID, UserID
 
 from ..db import Tables, now_ms
 from ..db.operation import Operation
-from ..errors import Pending, Undone, UserError
+from ..errors import Conflict, Pending, Undone, UserError
 from ..matrix.errors import brief, is_transient
 from ..matrix.gateway import Gateway
 from ..rules.model import Role
@@ -60,6 +61,12 @@ UNFINISHED = (OpState.RUNNING, OpState.UNDOING)
 KEEP_FINISHED_DAYS = 30
 RETRY_FIRST = 2.0  # seconds before the first retry of an operation the homeserver stalled
 RETRY_MAX = 60.0
+STALLED_AFTER = 3600.0  # seconds of failures before a stalled operation is a problem
+
+
+def stalled_key(op_id: int) -> str:
+    """The community problem of a stalled operation."""
+    return f"operation {op_id}"
 
 
 class Origin(NamedTuple):
@@ -186,25 +193,78 @@ class Operations:
 
     async def _keep_trying(self, op_id: int, delay: float) -> None:
         """Attempt the operation until it is over (done, undone or failed): whatever else
-        goes wrong, an operation is never left `running` with nobody trying it."""
+        goes wrong, an operation is never left `running` with nobody trying it. One still
+        stalled after `STALLED_AFTER` seconds becomes a problem of its community (`info`,
+        the admins room), until it is over or an admin cancels it."""
+        since = time.monotonic()
+        op: Operation | None = None
         try:
             while True:
                 await asyncio.sleep(delay)
                 try:
                     op = await self.db.operations.get(op_id)
                     if op is None or op.state not in UNFINISHED:
-                        return
+                        break
                     await self._attempt(op, resumed=True)
                 except AlreadyOver:
-                    return
+                    break
                 except Exception as e:
                     if is_transient(e):
                         log.warning("operation %d still stalled: %s", op_id, brief(e))
+                        if op is not None and time.monotonic() - since > STALLED_AFTER:
+                            await self._stalled(op)
                     elif not isinstance(e, UserError):
                         log.exception("operation %d: attempt failed", op_id)
                 delay = min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
+            if op is not None and op.space_id:  # over: no longer a problem
+                await self.db.problems.delete(op.space_id, stalled_key(op.id))
         finally:
-            self._retrying.pop(op_id, None)
+            if self._retrying.get(op_id) is asyncio.current_task():
+                del self._retrying[op_id]
+
+    async def _stalled(self, op: Operation) -> None:
+        """Tell the admins, once, that an operation cannot finish (the homeserver keeps
+        failing) and how to cancel it."""
+        if not op.space_id:
+            return
+        known = await self.db.problems.of(op.space_id)
+        if stalled_key(op.id) in known:
+            return
+        text = say(
+            "The {} started by {} has not been able to finish for a while (the homeserver "
+            "keeps failing); it is still being tried. `operations cancel #{}` undoes it.",
+            op.kind,
+            op.actor,
+            op.id,
+        ).plain
+        await self.db.problems.put(op.space_id, stalled_key(op.id), text, now_ms())
+        log.error("operation %d (%s) stalled for good; reported", op.id, op.kind)
+        await self._report(op, text)
+
+    async def cancel(self, op_id: int, actor: UserID) -> str:
+        """Stop an unfinished operation: undone when its kind can undo (what it made is
+        removed), else given up (reconciliation then brings the rooms in line with the
+        records). What to tell the admin."""
+        op = await self.db.operations.get(op_id)
+        if op is None or op.state not in UNFINISHED:
+            raise Conflict("Operation #{} is not running.", op_id)
+        kind = KINDS.get(op.kind)
+        reason = say("cancelled by {}", actor).plain
+        if op.space_id:
+            await self.db.problems.delete(op.space_id, stalled_key(op.id))
+        task = self._retrying.pop(op.id, None)
+        if task is not None:
+            task.cancel()
+        if kind is None or kind.undo is None:
+            await self.db.operations.finish(op.id, OpState.FAILED, reason, now_ms())
+            log.info("operation %d (%s) %s", op.id, op.kind, reason)
+            return say(
+                "Stopped operation #{} ({}); it will not be tried again.", op.id, op.kind
+            ).plain
+        if op.state == OpState.RUNNING:
+            await self.db.operations.finish(op.id, OpState.UNDOING, reason, now_ms())
+        self._retry_later(op.id, delay=0)
+        return say("Undoing operation #{} ({}).", op.id, op.kind).plain
 
     async def _attempt(self, op: Operation, *, resumed: bool) -> Run[Any]:
         table = self.db.operations

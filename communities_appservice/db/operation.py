@@ -92,6 +92,14 @@ class OperationTable:
         )
         return [Operation.from_row(r) for r in rows]
 
+    async def unfinished_of(self, space_id: RoomID) -> list[Operation]:
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM operation WHERE state IN ('running', 'undoing')"
+            " AND space_id=$1 ORDER BY id",
+            space_id,
+        )
+        return [Operation.from_row(r) for r in rows]
+
     async def running_in(self, space_id: RoomID) -> int:
         value = await self.db.fetchval(
             "SELECT COUNT(*) FROM operation WHERE state IN ('running', 'undoing') AND space_id=$1",

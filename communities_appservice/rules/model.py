@@ -101,6 +101,7 @@ class AuditAction(enum.StrEnum):
     UNBAN = "unban"
     REPAIR = "repair"
     PROBLEM = "problem"
+    OPERATION_CANCEL = "operation cancel"
 
 
 ACTIVE = CommunityState.ACTIVE
