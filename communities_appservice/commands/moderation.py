@@ -12,6 +12,9 @@ def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Text:
     reply = say("{} {} in {} room(s) of <b>{}</b>.", verb, user, outcome.done, req.space.name)
     if not outcome.failed:
         return reply
+    if outcome.refused:
+        where = ", ".join(outcome.refused)
+        return lines(reply, say("⚠️ Not done in {}: the homeserver refused there.", where))
     return lines(reply, say("⚠️ The homeserver refused in {} room(s); see the log.", outcome.failed))
 
 

@@ -27,6 +27,7 @@ from ..matrix.errors import MatrixError, is_transient
 from ..rules.ids import check_user_id
 from ..rules.model import AuditAction
 from ..rules.moderation import (
+    UNKNOWN,
     Action,
     check_can_moderate,
     check_reason,
@@ -55,6 +56,7 @@ class Outcome:
 
     done: int
     failed: int
+    refused: tuple[str, ...] = ()  # the names of the rooms where it failed
 
 
 class Moderation:
@@ -114,7 +116,11 @@ class Moderation:
         params = Moderate(action, user, rooms, why)
         run = await self.svc.ops.run(params, sender, origin, community.space_id)
         done, failed = run.result("outcome")
-        return Outcome(done=int(done), failed=int(failed))
+        names = {
+            r.room_id: r.name for r in await self.svc.db.rooms.of_community(community.space_id)
+        }
+        refused = tuple(names.get(r, r) for r in run.result("refused rooms") or [])
+        return Outcome(done=int(done), failed=int(failed), refused=refused)
 
     async def common(
         self, community: Community, sender: UserID, user: UserID
@@ -150,7 +156,7 @@ class Moderation:
         return {room.room_id: m for room, m in zip(rooms, found, strict=True)}
 
     async def _membership(self, room_id: RoomID, user: UserID) -> str | None:
-        return await _membership(self.svc, room_id, user, unknown=None)
+        return await _membership(self.svc, room_id, user, unknown=UNKNOWN)
 
     async def _joined(self, room_id: RoomID) -> set[UserID]:
         try:
@@ -168,7 +174,6 @@ _DONE: dict[Action, tuple[str | None, ...]] = {
     Action.BAN: ("ban",),
     Action.UNBAN: ("leave", None),
 }
-_REFUSED = "unknown"  # the bot cannot see into the room
 
 
 @operation("moderate", Moderate)
@@ -200,7 +205,7 @@ async def _moderate(svc: Service, run: Run[Moderate]) -> str:
                 if is_transient(e):
                     raise
                 # Done already (by a run a crash cut short, or by hand) counts as done.
-                if await _membership(svc, room_id, user, unknown=_REFUSED) in _DONE[action]:
+                if await _membership(svc, room_id, user, unknown=UNKNOWN) in _DONE[action]:
                     return True
                 log.warning("could not act on %s in %s: %s", user, room_id, e.errcode)
                 return False
@@ -227,6 +232,8 @@ async def _moderate(svc: Service, run: Run[Moderate]) -> str:
         results.append(await one(space_id))
     done = sum(results)
     failed = len(results) - done
+    acted = [room for room in rooms if room != space_id] + ([space_id] if space_id in rooms else [])
+    await run.keep("refused rooms", [r for r, ok in zip(acted, results, strict=True) if not ok])
     if action in (Action.REMOVE, Action.BAN):
         await run.step("forget", lambda: svc.db.members.remove(space_id, user))
     detail = f"{done} rooms" + (f"; {why}" if why else "")

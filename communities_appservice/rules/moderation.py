@@ -22,6 +22,9 @@ class Action(enum.StrEnum):
 
 # Memberships that `remove` ends (a knock is a pending request to join).
 REMOVABLE_MEMBERSHIPS = frozenset({"join", "invite", "knock"})
+# A membership the homeserver would not tell (the bot cannot see into the room): the room
+# is tried all the same, and named in the answer if the action fails there.
+UNKNOWN = "unknown"
 MAX_REASON = 500
 _DONE = {"remove": "removed", "ban": "banned"}
 
@@ -52,7 +55,7 @@ def check_reason(reason: str) -> str | None:
 
 def rooms_to_remove(memberships: Mapping[RoomID, str | None]) -> list[RoomID]:
     """The rooms (in order) where the user is joined, invited or knocking."""
-    return [room for room, m in memberships.items() if m in REMOVABLE_MEMBERSHIPS]
+    return [room for room, m in memberships.items() if m in REMOVABLE_MEMBERSHIPS | {UNKNOWN}]
 
 
 def rooms_to_ban(memberships: Mapping[RoomID, str | None]) -> list[RoomID]:
@@ -61,7 +64,7 @@ def rooms_to_ban(memberships: Mapping[RoomID, str | None]) -> list[RoomID]:
 
 
 def rooms_to_unban(memberships: Mapping[RoomID, str | None]) -> list[RoomID]:
-    return [room for room, m in memberships.items() if m == "ban"]
+    return [room for room, m in memberships.items() if m in ("ban", UNKNOWN)]
 
 
 def shared_rooms(

@@ -99,7 +99,21 @@ async def test_a_refusal_in_one_room_does_not_stop_the_rest(
 ) -> None:
     gateway.fail("kick", MatrixError("M_FORBIDDEN", "no", 403))
     outcome = await Moderation(service).remove(made.community, OWNER, ALICE, "")
-    assert outcome == Outcome(done=3, failed=1)
+    assert (outcome.done, outcome.failed) == (3, 1)
+    [refused] = outcome.refused  # named, for the reply
+    names = {r.name for r in await service.db.rooms.of_community(made.space)}
+    assert refused in names
+    assert homeserver.membership(made.space, ALICE) == "leave"
+
+
+async def test_a_room_the_bot_cannot_see_into_is_tried_and_named(
+    made: Made, service: Service, gateway: RecordingGateway, homeserver: Homeserver
+) -> None:
+    """The bot was removed from Kids: Alice's membership there is unknown; `remove` does
+    not take that for "not a member" but tries, and says where it could not act."""
+    await homeserver.set(made.groups["Kids"], BOT, "leave", sender=OWNER)
+    outcome = await Moderation(service).remove(made.community, OWNER, ALICE, "")
+    assert outcome.refused == ("Kids",)
     assert homeserver.membership(made.space, ALICE) == "leave"
 
 
