@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,3 +208,12 @@ def calls_of(gateway: RecordingGateway, method: str) -> list[tuple[Any, ...]]:
 async def actions(tables: Tables, space_id: str) -> list[str]:
     """The community's audit log, oldest first: the actions only."""
     return [e.action for e in reversed(await tables.audit.recent(RoomID(space_id), 100))]
+
+
+async def until(probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    """Poll `probe` until it holds (what the test asserts next), failing after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not await probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)

@@ -4,10 +4,8 @@ what was already done is not done twice, and a restart goes on with it."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,7 +21,7 @@ from communities_appservice.matrix.router import Router
 from communities_appservice.rules.model import JoinMode
 
 from ...recording import RecordingGateway
-from .conftest import ALICE, OWNER, CommunityMaker, Homeserver, Made, calls_of
+from .conftest import ALICE, OWNER, CommunityMaker, Homeserver, Made, calls_of, until
 
 BAD_GATEWAY = MatrixError("M_UNKNOWN", "Bad Gateway", 502)
 
@@ -51,15 +49,6 @@ async def deliver(router: Router, txn: str, *events: dict[str, Any]) -> None:
 async def joined(homeserver: Homeserver, made: Made, user: str = ALICE) -> dict[str, Any]:
     """`user` joins the space; the raw event, not yet delivered."""
     return await homeserver.set(made.space, user, "join")
-
-
-async def until(probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    """Poll `probe` until it holds (what the test asserts next), failing after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def invites_to(gateway: RecordingGateway, room_id: str, user: str) -> int:

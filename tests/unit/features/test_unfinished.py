@@ -3,10 +3,6 @@ admin can list unfinished operations and cancel one (undone where its kind can u
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-
 import aiohttp
 import pytest
 
@@ -20,7 +16,7 @@ from communities_appservice.features.unfinished import Unfinished
 from communities_appservice.rules.model import GroupAccess
 
 from ...recording import RecordingGateway
-from .conftest import ALICE, OWNER, CommunityMaker, Homeserver
+from .conftest import ALICE, OWNER, CommunityMaker, Homeserver, until
 
 DOWN = aiohttp.ClientConnectionError("the homeserver is away")
 
@@ -30,14 +26,6 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(operations, "RETRY_FIRST", 0.01)
     monkeypatch.setattr(operations, "RETRY_MAX", 0.02)
     monkeypatch.setattr(operations, "STALLED_AFTER", 0.0)
-
-
-async def until(probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 async def test_a_stalled_operation_is_reported_listed_and_undone_on_cancel(
