@@ -42,3 +42,13 @@ def group_access(approval: bool, private: bool) -> GroupAccess:
     if private:
         return GroupAccess.PRIVATE
     return GroupAccess.OPEN
+
+
+def page(value: str | None) -> int:
+    """`--page N` of a list (1 when not given)."""
+    if value is None:
+        return 1
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise Invalid("--page must be a whole number from 1, not {!r}.", value)
+    return int(text)

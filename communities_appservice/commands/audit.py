@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..core.notices import Text, lines, say
+from ..core.notices import MAX_REPLY_HTML, Text, lines, say
 from ..db.audit import AuditEntry
 from ..rules.limits import LOG_DEFAULT_LIMIT, LOG_MAX_LIMIT, check_log_limit
 from .framework import Need, Request, command
 
-# Stop adding lines before the reply outgrows a Matrix event (64 KiB), which must also hold
-# the plain body and, in encrypted rooms, the base64 ciphertext of both; the last 100
-# characters are kept for the note saying that lines were left out.
-MAX_REPLY_HTML = 24_000
+# The last 100 characters under the limit are kept for the note saying that lines were left
+# out.
 _NOTE_ROOM = 100
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..core.notices import Text, lines, say
+from ..core.notices import Text, page, say
 from ..features.joining import Joining
 from ..rules.limits import check_text
 from ..rules.model import Role
@@ -13,20 +13,29 @@ from .args import JOIN_WORDS
 from .framework import Need, Request, command
 
 
-@command("requests", "", "pending join requests", Need.ADMIN, max_args=0)
+@command(
+    "requests",
+    "[--page N]",
+    "pending join requests",
+    Need.ADMIN,
+    flags={"page": str},
+    max_args=0,
+)
 async def requests(req: Request) -> Text:
+    number = args.page(req.flags.get("page"))
     pending = await Joining(req.service).pending(req.space)
     if not pending:
         return say("No one is waiting to join <b>{}</b>.", req.space.name)
     rooms = {r.room_id: r for r in await req.service.db.rooms.of_community(req.space.space_id)}
-    parts = [say("<b>{}</b>: {} waiting", req.space.name, len(pending))]
+    parts = []
     for p in pending:
         room = rooms.get(p.room_id)
         where = "the community" if room is None or room.role == Role.SPACE else room.name
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(p.requested_at / 1000))
         said = f" — “{p.reason}”" if p.reason else ""
         parts.append(say("• {} for {} since {}{}", p.user_id, where, when, said))
-    return lines(*parts)
+    header = say("<b>{}</b>: {} waiting", req.space.name, len(pending))
+    return page(header, parts, number, "Ask for another with <code>requests --page N</code>.")
 
 
 @command(

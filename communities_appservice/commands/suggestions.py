@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..core.notices import Text, lines, say
+from ..core.notices import Text, page, say
 from ..features.suggestions import Suggestions
+from . import args
 from .framework import Need, Request, command
 
 
@@ -15,16 +16,25 @@ async def suggest(req: Request) -> Text:
     return say("Suggested <b>{}</b> (#{}); the admins will decide.", s.name, s.id)
 
 
-@command("group pending", "", "suggested groups waiting for an answer", Need.ADMIN, max_args=0)
+@command(
+    "group pending",
+    "[--page N]",
+    "suggested groups waiting for an answer",
+    Need.ADMIN,
+    flags={"page": str},
+    max_args=0,
+)
 async def pending(req: Request) -> Text:
+    number = args.page(req.flags.get("page"))
     waiting = await Suggestions(req.service).pending(req.space)
     if not waiting:
         return say("No suggested groups are waiting in <b>{}</b>.", req.space.name)
-    parts = [say("<b>{}</b>: {} suggested", req.space.name, len(waiting))]
+    parts = []
     for s in waiting:
         what = s.room_id or "new group"
         parts.append(say("• #{} {} ({}) by {}", s.id, s.name, what, s.sender))
-    return lines(*parts)
+    header = say("<b>{}</b>: {} suggested", req.space.name, len(waiting))
+    return page(header, parts, number, "Ask for another with <code>group pending --page N</code>.")
 
 
 @command(

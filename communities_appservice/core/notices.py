@@ -17,11 +17,16 @@ import hashlib
 import html
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mautrix.types import EventID, UserID
+
+# A reply stops adding lines before it outgrows one Matrix event (64 KiB), which must also
+# hold the plain body and, in an encrypted room, the base64 ciphertext of both.
+MAX_REPLY_HTML = 24_000
+PAGE_SIZE = 50
 
 # The message catalogue. No translation is shipped yet, so every template stands for itself.
 CATALOGUE: gettext.NullTranslations = gettext.NullTranslations()
@@ -144,3 +149,23 @@ def txn_key(*parts: str) -> str:
     retried (the homeserver answers a repeated id with the event it already made)."""
     digest = hashlib.sha256("\x1f".join(("communities", *parts)).encode()).hexdigest()
     return "c" + digest[:32]
+
+
+def page(header: Text, items: Sequence[Text], number: int, hint: str = "") -> Text:
+    """Page `number` (from 1) of a list reply: the header, `PAGE_SIZE` items, and which page
+    of how many; a page also stops before the reply would outgrow one Matrix event. `hint`
+    says how to ask for another page."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    number = min(max(number, 1), pages)
+    shown = items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    parts = [header]
+    used = len(header.html)
+    for i, item in enumerate(shown):
+        used += len(item.html) + len("<br>")
+        if used > MAX_REPLY_HTML - 200:
+            parts.append(say("… {} more of this page not shown.", len(shown) - i))
+            break
+        parts.append(item)
+    if pages > 1:
+        parts.append(say("Page {} of {}. {}", number, pages, hint))
+    return lines(*parts)
