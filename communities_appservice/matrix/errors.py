@@ -15,7 +15,7 @@ import sqlite3
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
-from mautrix.errors import MatrixConnectionError
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
 
 class MatrixError(Exception):
@@ -41,6 +41,9 @@ def is_transient(error: BaseException) -> bool:
     as opposed to a refusal."""
     if isinstance(error, MatrixError):
         return error.status >= 500 or error.status in (0, 429)
+    if isinstance(error, MatrixRequestError):  # from mautrix's own calls (the encryption's)
+        status = int(error.http_status or 0)
+        return status >= 500 or status in (0, 429)
     return isinstance(
         error,
         (

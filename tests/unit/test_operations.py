@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from mautrix.errors import MForbidden, MLimitExceeded, MUnknown
 from mautrix.types import UserID
 
 from communities_appservice.core import operations
@@ -184,6 +185,9 @@ def test_a_kind_registered_twice_is_a_bug() -> None:
         (MatrixError("M_LIMIT_EXCEEDED", "", 429), True),
         (MatrixError("M_FORBIDDEN", "", 403), False),
         (MatrixError("M_NOT_FOUND", "", 404), False),
+        (MUnknown(502, "bad gateway"), True),  # raised by mautrix itself (key sharing)
+        (MLimitExceeded(429, "slow down"), True),
+        (MForbidden(403, "no"), False),
         (aiohttp.ClientConnectionError(), True),
         (TimeoutError(), True),
         (ConnectionRefusedError(), True),
