@@ -8,6 +8,7 @@ with the Matrix errcode, so callers decide without parsing text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from .errors import MatrixError
 log = logging.getLogger("communities.gateway")
 
 http_log = logging.getLogger("communities.gateway.http")  # bodies filtered: see ..logs
+HOMESERVER_CALLS = 32
 
 
 class Gateway(Protocol):
@@ -87,6 +89,8 @@ class MatrixGateway:
         )
         self.client.api.as_user_id = bot  # type: ignore[assignment]
         self.crypto: BotCrypto | None = None
+        # At most this many requests of the bot's in flight; the others wait their turn.
+        self._calls = asyncio.Semaphore(HOMESERVER_CALLS)
 
     async def _request(
         self,
@@ -96,7 +100,8 @@ class MatrixGateway:
         query: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         try:
-            result = await self.client.api.request(method, path, content, query_params=query)
+            async with self._calls:
+                result = await self.client.api.request(method, path, content, query_params=query)
         except MatrixRequestError as e:
             raise _wrap(e) from None
         return dict(result) if isinstance(result, dict) else {"chunk": result}
@@ -286,13 +291,14 @@ class MatrixGateway:
     async def upload(self, data: bytes, content_type: str, filename: str) -> ContentURI:
         """Put `data` in the media repository as the bot; returns its mxc:// URI."""
         try:
-            result = await self.client.api.request(
-                Method.POST,
-                MediaPath.v3.upload,
-                data,
-                headers={"Content-Type": content_type},
-                query_params={"filename": filename},
-            )
+            async with self._calls:
+                result = await self.client.api.request(
+                    Method.POST,
+                    MediaPath.v3.upload,
+                    data,
+                    headers={"Content-Type": content_type},
+                    query_params={"filename": filename},
+                )
         except MatrixRequestError as e:
             raise _wrap(e) from None
         return ContentURI(str(result["content_uri"]))

@@ -33,6 +33,8 @@ RETRYING: ContextVar[bool] = ContextVar("communities_retrying", default=False)
 RETRY_FIRST = 1.0  # seconds before the first retry of an event that failed transiently
 RETRY_MAX = 60.0
 RETRY_FOR = 3600.0  # an event still failing after an hour is logged and given up
+# Rooms whose events are handled at the same time; the others wait their turn (in order).
+ROOM_WORKERS = 64
 KEEP_DELIVERIES_DAYS = 30
 DAY_MS = 24 * 3600 * 1000
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -55,6 +57,7 @@ class Router:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._slots = asyncio.Semaphore(ROOM_WORKERS)
 
     async def seen(self, txn_id: str, digest: str) -> bool:
         return await self.db.inbox.seen(txn_id, digest)
@@ -106,7 +109,8 @@ class Router:
         try:
             while queue:
                 item = queue.pop(0)
-                await self._handle(item)
+                async with self._slots:  # at most ROOM_WORKERS rooms at a time
+                    await self._handle(item)
         finally:
             del self._queues[room_id]
             del self._workers[room_id]

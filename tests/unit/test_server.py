@@ -16,10 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
+from mautrix.types import RoomID
 from mautrix.util.async_db import Database
 
 from communities_appservice.db import Tables, create_database
+from communities_appservice.matrix import gateway as gateway_module
+from communities_appservice.matrix import router as router_module
+from communities_appservice.matrix.gateway import MatrixGateway
 from communities_appservice.matrix.router import Router
 from communities_appservice.matrix.server import AppserviceServer
 
@@ -476,3 +481,84 @@ async def test_old_deliveries_are_forgotten(service: Service) -> None:
     assert await service.router.forget_old() == (1, 1)
     assert await service.put("new", [_event("$new")]) == 200  # a retry: still recognised
     assert service.handled.ids == ["$old", "$new"]
+
+
+# --- bounded resources --------------------------------------------------------------------
+
+
+async def _until(probe: Any, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+async def test_at_most_room_workers_rooms_are_handled_at_once(
+    tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(router_module, "ROOM_WORKERS", 3)
+    release = asyncio.Event()
+    active: list[str] = []
+    most = 0
+    handled: list[str] = []
+
+    async def handler(event: dict[str, Any]) -> None:
+        nonlocal most
+        active.append(event["event_id"])
+        most = max(most, len(active))
+        await release.wait()
+        active.remove(event["event_id"])
+        handled.append(event["event_id"])
+
+    router = Router(tables, handler)
+    try:
+        events = [_event(f"$r{i}", room_id=f"!room{i}:example.org") for i in range(10)]
+        await router.accept("many", events, "digest-many")
+        await _until(lambda: len(active) == 3, "three rooms at work")
+        assert most == 3
+        release.set()
+        await router.wait_idle()
+        assert sorted(handled) == sorted(e["event_id"] for e in events) and most == 3
+    finally:
+        await router.stop()
+
+
+async def test_at_most_homeserver_calls_requests_are_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stand-in homeserver on 127.0.0.1 that holds every request until released."""
+    monkeypatch.setattr(gateway_module, "HOMESERVER_CALLS", 4)
+    release = asyncio.Event()
+    in_flight = 0
+    most = 0
+
+    async def joined(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return web.json_response({"joined": {}})
+
+    app = web.Application()
+    app.router.add_get("/_matrix/client/v3/rooms/{room}/joined_members", joined)
+    homeserver = TestServer(app, host="127.0.0.1")
+    await homeserver.start_server()
+    session = ClientSession()
+    try:
+        gateway = MatrixGateway(
+            str(homeserver.make_url("")), "as-token", BOT, "example.org", session
+        )
+        calls = [
+            asyncio.ensure_future(gateway.joined_members(RoomID(f"!r{i}:example.org")))
+            for i in range(10)
+        ]
+        await _until(lambda: in_flight == 4, "four requests in flight")
+        assert most == 4
+        release.set()
+        assert await asyncio.gather(*calls) == [set()] * 10
+        assert most == 4
+    finally:
+        await session.close()
+        await homeserver.close()
