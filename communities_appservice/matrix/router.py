@@ -79,13 +79,16 @@ class Router:
 
     async def _forget_daily(self) -> None:
         while True:
+            await asyncio.sleep(DAY_MS / 1000)
             with isolated(log, "forgetting old deliveries failed"):
                 await self.forget_old()
-            await asyncio.sleep(DAY_MS / 1000)
 
     async def resume(self) -> None:
-        """Handle what a previous run accepted but did not finish; from now on, forget old
-        deliveries once a day."""
+        """Forget old deliveries (before anything is handled, so that no claim goes while an
+        event it guards is on its way out of the inbox), handle what a previous run accepted
+        but did not finish, and from now on forget old deliveries once a day."""
+        with isolated(log, "forgetting old deliveries failed"):
+            await self.forget_old()
         self.tasks.spawn("forgetting old deliveries", self._forget_daily())
         pending = await self.db.inbox.pending()
         if pending:
