@@ -22,7 +22,7 @@ from ..matrix.crypto import BotCrypto, CannotDecrypt
 from ..matrix.errors import RetryLater, brief, is_transient
 from ..matrix.router import RETRYING
 from ..rules.membership import classify
-from ..rules.model import ACTIVE
+from ..rules.model import CommunityState
 from .hooks import HOOKS, MemberEvent, RawEvent, hook_name
 from .notices import notice, say
 from .service import Service
@@ -115,7 +115,7 @@ class Events:
         community = None
         if room is not None:
             community = await self.svc.db.communities.get(room.space_id)
-            if community is None or community.state != ACTIVE:
+            if community is None or community.state != CommunityState.ACTIVE:
                 community = room = None
         member = MemberEvent(
             change=change,

@@ -46,7 +46,15 @@ from ..rules.joins import (
     parent_content,
 )
 from ..rules.limits import admin_excess
-from ..rules.model import ACTIVE, MARKER_EVENT, MEGOLM, AuditAction, GroupAccess, JoinMode, Role
+from ..rules.model import (
+    MARKER_EVENT,
+    MEGOLM,
+    AuditAction,
+    CommunityState,
+    GroupAccess,
+    JoinMode,
+    Role,
+)
 from ..rules.power import outranking
 from ..tasks import bounded
 from .checks import CHECKS, WATCHED, Findings, RoomCheck, record_repair
@@ -103,11 +111,9 @@ class Reconciler:
             if seen == {"m.room.member"} and room.role != Role.ADMINS:
                 return  # membership matters for reconciliation only in the admins room
             community = await self.svc.db.communities.get(room.space_id)
-            if community is not None and community.state == ACTIVE:
+            if community is not None and community.state == CommunityState.ACTIVE:
                 await self.community(community, only=room_id)
-        except Exception:
-            log.exception("checking %s failed", room_id)
-        finally:
+        finally:  # a failure is logged with a reference by the task's owner (`tasks.Tasks`)
             self._pending.pop(room_id, None)
 
     # --- passes -------------------------------------------------------------------------------
@@ -133,7 +139,11 @@ class Reconciler:
             return Findings()
         async with svc.ops.lock(space_id):
             fresh = await svc.db.communities.get(space_id)
-            if fresh is None or fresh.state != ACTIVE or await svc.ops.busy(space_id):
+            if (
+                fresh is None
+                or fresh.state != CommunityState.ACTIVE
+                or await svc.ops.busy(space_id)
+            ):
                 return Findings()  # an operation stalled while we waited: it goes on later
             rooms = await svc.db.rooms.of_community(space_id)
             findings = Findings()

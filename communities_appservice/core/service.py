@@ -20,7 +20,7 @@ from ..errors import Conflict, Invalid, NotFound
 from ..matrix.errors import MatrixError
 from ..matrix.gateway import Gateway
 from ..rules.ids import is_room_alias, is_room_id
-from ..rules.model import ACTIVE, AdminRole, AuditAction, Permission, Role, permission_for
+from ..rules.model import AdminRole, AuditAction, CommunityState, Permission, Role, permission_for
 from ..rules.power import Levels, power_levels
 from ..tasks import Tasks
 from .operations import Operations
@@ -71,7 +71,7 @@ class Service:
         if room is None:
             return None
         community = await self.db.communities.get(room.space_id)
-        return community if community and community.state == ACTIVE else None
+        return community if community and community.state == CommunityState.ACTIVE else None
 
     async def is_dm(self, room_id: RoomID, user_id: UserID) -> bool:
         """A room outside every community where only the bot and this user are joined."""
@@ -103,7 +103,7 @@ class Service:
         if not admin:
             ids.update(await self.db.members.communities_of(user_id))
         found = [await self.db.communities.get(i) for i in sorted(ids)]
-        return [c for c in found if c is not None and c.state == ACTIVE]
+        return [c for c in found if c is not None and c.state == CommunityState.ACTIVE]
 
     async def room_of_role(self, space_id: RoomID, role: Role) -> CommunityRoom | None:
         """The community's one room of this role (announcements, admins)."""

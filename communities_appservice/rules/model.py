@@ -102,6 +102,3 @@ class AuditAction(enum.StrEnum):
     REPAIR = "repair"
     PROBLEM = "problem"
     OPERATION_CANCEL = "operation cancel"
-
-
-ACTIVE = CommunityState.ACTIVE

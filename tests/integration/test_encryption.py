@@ -123,6 +123,19 @@ async def test_same_device_after_restart_and_in_sync_mode(
         await stack.restart_app()
 
 
+async def open_encrypted_community(stack: Stack, owner: E2EEUser, name: str) -> dict[str, str]:
+    """An open community `owner` created from an encrypted DM: its rooms by role."""
+    assert stack.app is not None
+    dm = await owner.encrypted_dm(stack.bot)
+    created = await owner.reply_to(await owner.send(dm, f"!community create {name} --join open"))
+    assert "Created community" in created.body
+    [community] = [
+        c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
+    ]
+    rooms = await stack.app.tables.rooms.of_community(community.space_id)
+    return {r.role: r.room_id for r in rooms}
+
+
 async def _to_device_from(
     stack: Stack, token: str, since: str, sender: str, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
@@ -154,15 +167,7 @@ async def test_the_bot_forwards_no_room_keys_to_other_users(
     assert stack.app is not None and stack.app.crypto is not None
     person = stack.e2ee_person  # type: ignore[attr-defined]
     owner = await person("owner")
-    dm = await owner.encrypted_dm(stack.bot)
-    created = await owner.reply_to(await owner.send(dm, "!community create Oracle --join open"))
-    assert "Created community" in created.body
-    [community] = [
-        c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
-    ]
-    rooms = {
-        r.role: r.room_id for r in await stack.app.tables.rooms.of_community(community.space_id)
-    }
+    rooms = await open_encrypted_community(stack, owner, "Oracle")
     ann = rooms["announcements"]
     for role in ("space", "announcements"):
         await owner.join(rooms[role])
@@ -209,15 +214,7 @@ async def test_the_bot_rotates_its_session_when_it_removes_someone(
     assert stack.app is not None
     person = stack.e2ee_person  # type: ignore[attr-defined]
     owner = await person("owner")
-    dm = await owner.encrypted_dm(stack.bot)
-    created = await owner.reply_to(await owner.send(dm, "!community create Rotating --join open"))
-    assert "Created community" in created.body
-    [community] = [
-        c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
-    ]
-    rooms = {
-        r.role: r.room_id for r in await stack.app.tables.rooms.of_community(community.space_id)
-    }
+    rooms = await open_encrypted_community(stack, owner, "Rotating")
     admins_room = rooms["admins"]
     for role in ("space", "admins"):
         await owner.join(rooms[role])
