@@ -187,7 +187,8 @@ def listener_port(config: dict[str, Any]) -> int | None:
 
 
 def log_config(log_file: Path) -> dict[str, Any]:
-    """Synapse's logging: one plain file, WARNING and above, no access log."""
+    """Synapse's logging: one plain file, WARNING and above, no access log; the appservice
+    scheduler at INFO too (when it holds transactions back and when it retries them)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -207,6 +208,7 @@ def log_config(log_file: Path) -> dict[str, Any]:
         },
         "loggers": {
             "synapse": {"level": "WARNING"},
+            "synapse.appservice": {"level": "INFO"},
             "synapse.access": {"level": "WARNING"},
             "synapse.storage.SQL": {"level": "WARNING"},
             "twisted": {"level": "WARNING"},
