@@ -19,7 +19,7 @@ from .core.service import Service
 from .db import Tables, create_database
 from .logs import silence_bodies
 from .matrix.crypto import BotCrypto
-from .matrix.errors import MatrixError
+from .matrix.errors import MatrixError, brief, is_transient
 from .matrix.gateway import MatrixGateway
 from .matrix.router import Router
 from .matrix.server import AppserviceServer
@@ -88,10 +88,10 @@ class App:
             try:
                 await self.gateway.ensure_registered(self.config.appservice.bot_displayname)
                 return
-            except (aiohttp.ClientError, OSError) as e:
-                log.warning(
-                    "homeserver not reachable (%s); retrying in %.0fs", type(e).__name__, delay
-                )
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                log.warning("homeserver not reachable (%s); retrying in %.0fs", brief(e), delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
 

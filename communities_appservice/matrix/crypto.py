@@ -53,8 +53,12 @@ from mautrix.types import (
 )
 from mautrix.util.async_db import Database
 
+from .errors import brief, is_transient
+
 log = logging.getLogger("communities.crypto")
 DEVICE_NAME = "Communities"
+START_RETRY_FIRST = 1.0  # seconds before the set-up is tried again, doubling up to the max
+START_RETRY_MAX = 30.0
 
 
 class CannotDecrypt(Exception):
@@ -98,6 +102,7 @@ class BotCrypto:
         self.machine.send_keys_min_trust = TrustState.UNVERIFIED
         self._sharing: dict[str, asyncio.Lock] = {}
         self._sync_task: asyncio.Future[Any] | None = None
+        self._made_device = ""  # the device an earlier, failed set-up attempt made
 
     @property
     def device_id(self) -> str:
@@ -109,17 +114,22 @@ class BotCrypto:
         return str(self.machine.account.identity_key)
 
     async def start(self) -> None:
+        """Open the stores, then set up the device; an outage of the homeserver (or the
+        database) is waited out with backoff, never a failed start-up."""
         await self.crypto_db.start()
         await self.state_db.start()
         await self.store.open()
-        device_id = await self.store.get_device_id()
-        await self._ensure_device(device_id or "")
-        await self.machine.load()
-        if not device_id:
-            await self.store.put_device_id(self.client.device_id)
-            log.info("created bot device %s", self.client.device_id)
-        await self.machine.share_keys()
-        await self._cross_sign()
+        delay = START_RETRY_FIRST
+        while True:
+            try:
+                await self._set_up()
+                break
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                log.warning("encryption set-up failed (%s); retrying in %.0fs", brief(e), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, START_RETRY_MAX)
         if not self.appservice_mode:
             self._sync_task = self.client.start(self._sync_filter())
         log.info(
@@ -127,6 +137,19 @@ class BotCrypto:
             self.client.device_id,
             "appservice" if self.appservice_mode else "sync",
         )
+
+    async def _set_up(self) -> None:
+        """Every step may be repeated: a device made by an attempt that failed later is the
+        one the next attempt uses (never a second device)."""
+        stored = await self.store.get_device_id()
+        await self._ensure_device(stored or self._made_device)
+        self._made_device = str(self.client.device_id)
+        await self.machine.load()
+        if not stored:
+            await self.store.put_device_id(self.client.device_id)
+            log.info("created bot device %s", self.client.device_id)
+        await self.machine.share_keys()
+        await self._cross_sign()
 
     async def _ensure_device(self, device_id: str) -> None:
         """MSC4190 when the homeserver allows it, else appservice login (same device id)."""
@@ -137,6 +160,8 @@ class BotCrypto:
             )
             return
         except MatrixRequestError as e:
+            if is_transient(e):
+                raise
             log.info(
                 "MSC4190 device management unavailable (%s); using appservice login", e.errcode
             )
@@ -152,21 +177,51 @@ class BotCrypto:
 
     async def _cross_sign(self) -> None:
         """Sign the device with a fresh cross-signing identity, unless the server shows it
-        already signed by the bot's current self-signing key (the identity stays stable)."""
-        if await self._device_is_cross_signed():
-            return
-        await self.machine.generate_recovery_key()  # the key itself is deliberately dropped
-        log.info("cross-signed the bot's device")
+        already signed by the bot's current self-signing key (the identity stays stable).
 
-    async def _device_is_cross_signed(self) -> bool:
+        Replacing an identity the homeserver already has is said in the log (users who
+        verified the bot see the change); where the homeserver wants interactive auth for
+        it, nothing is replaced: the device works unsigned and the log says what to do."""
+        signed, known = await self._device_is_cross_signed()
+        if signed:
+            return
+        try:
+            await self.machine.generate_recovery_key()  # the key itself is deliberately dropped
+        except MatrixRequestError as e:
+            if e.http_status != 401:
+                raise
+            log.error(
+                "the homeserver wants interactive authentication before the bot's cross-signing"
+                " keys are replaced, so they were not: the bot's device %s works but clients"
+                " show it as not verified by its owner. To let the service replace them, a"
+                " server admin calls POST /_synapse/admin/v1/users/%s"
+                "/_allow_cross_signing_replacement_without_uia and restarts the service"
+                " within 10 minutes",
+                self.client.device_id,
+                self.client.mxid,
+            )
+            return
+        if known:
+            log.warning(
+                "replaced the bot's cross-signing identity (its device %s was not signed by the"
+                " one the homeserver had): users who had verified the bot see it as changed",
+                self.client.device_id,
+            )
+        else:
+            log.info("cross-signed the bot's device")
+
+    async def _device_is_cross_signed(self) -> tuple[bool, bool]:
+        """Whether the device is signed by the bot's current self-signing key, and whether
+        the homeserver has a cross-signing identity for the bot at all."""
         mxid, device = self.client.mxid, self.client.device_id
         keys = await self.client.query_keys([mxid])
         self_signing = keys.self_signing_keys.get(mxid)
         mine = keys.device_keys.get(mxid, {}).get(device)
-        if self_signing is None or mine is None or mxid not in keys.master_keys:
-            return False
+        known = mxid in keys.master_keys
+        if self_signing is None or mine is None or not known:
+            return False, known
         signed_by = {str(key_id.key_id) for key_id in mine.signatures.get(mxid, {})}
-        return any(str(key) in signed_by for key in self_signing.keys.values())
+        return any(str(key) in signed_by for key in self_signing.keys.values()), known
 
     def _sync_filter(self) -> Filter:
         nothing = EventFilter(not_types=[EventType("*", EventType.Class.UNKNOWN)])
