@@ -71,6 +71,8 @@ class App:
         await self.service.ops.resume()
         self.server.ready.set()
         await self.router.resume()
+        if self.events.parking is not None:
+            self.events.parking.start()
         self.reconciler.start()
         try:
             await self.gateway.ping(self.config.appservice.id)
@@ -106,7 +108,14 @@ class App:
         await self.crypto.start()
         self.gateway.crypto = self.crypto
         if self.config.encryption.appservice:
-            self.server.extras = self.crypto.handle_transaction
+            self.server.extras = self._crypto_part
+
+    async def _crypto_part(self, body: dict[str, object]) -> None:
+        """A transaction's keys and device lists; keys may be what a parked event awaits."""
+        assert self.crypto is not None
+        await self.crypto.handle_transaction(body)
+        if self.events is not None and self.events.parking is not None:
+            self.events.parking.wake()
 
     async def _handle(self, event: dict[str, object]) -> None:
         assert self.events is not None

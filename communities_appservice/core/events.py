@@ -1,11 +1,11 @@
 """Every event from the inbox, to whoever declared interest (`core.hooks`).
 
 For each event: state goes to `on_state` (reconciliation) and to the bot's encryption
-(`m.room.member`, `m.room.encryption`); an encrypted event is decrypted (the sender is told
-in a DM when its keys never come); a membership change is classified once and handed to the
-membership listeners whose change and room role match; then the event listeners of its type
-run. Each listener is isolated: one that raises is logged with a reference and the others
-still run.
+(`m.room.member`, `m.room.encryption`); an encrypted event is decrypted, or parked until its
+keys come without holding up its room (`core.parking`); a membership change is classified
+once and handed to the membership listeners whose change and room role match; then the
+event listeners of its type run. Each listener is isolated: one that raises is logged with
+a reference and the others still run.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from mautrix.types import EventID, RoomID, UserID
 
 from ..db import now_ms
 from ..errors import isolated
-from ..matrix.crypto import BotCrypto, CannotDecrypt
+from ..matrix.crypto import BotCrypto, CannotDecrypt, KeysMissing
 from ..matrix.errors import RetryLater, brief, is_transient
 from ..matrix.router import RETRYING
 from ..rules.membership import classify
 from ..rules.model import CommunityState
 from .hooks import HOOKS, MemberEvent, RawEvent, hook_name
-from .notices import notice, say
+from .parking import Parking
 from .service import Service
 
 log = logging.getLogger("communities.events")
@@ -41,6 +41,11 @@ class Events:
         self.svc = service
         self.crypto = crypto
         self.on_state = on_state
+        self.parking = (
+            Parking(service, crypto, self.handle_readable, self.interrupted_readable)
+            if crypto is not None
+            else None
+        )
 
     async def handle(self, event: RawEvent) -> None:
         """One event from the inbox (claimed: it runs once)."""
@@ -54,6 +59,10 @@ class Events:
             if decrypted is None:
                 return
             event = decrypted
+        await self.handle_readable(event)
+
+    async def handle_readable(self, event: RawEvent) -> None:
+        """An event as its listeners see it (decrypted); also a parked one whose keys came."""
         calls: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if event.get("type") == "m.room.member" and "state_key" in event:
             calls += await self._membership(event)
@@ -90,14 +99,19 @@ class Events:
 
     async def interrupted(self, event: RawEvent) -> None:
         """An event the previous run was handling when it died: not run again; the
-        listeners that tell someone about it are."""
+        listeners that tell someone about it are. A parked event is parking's to handle."""
         if event.get("type") == "m.room.encrypted":
             if self.crypto is None:
+                return
+            if await self.svc.db.parked.holds(EventID(str(event.get("event_id", "")))):
                 return
             try:
                 event = await self.crypto.decrypt(event)
             except CannotDecrypt:
                 return
+        await self.interrupted_readable(event)
+
+    async def interrupted_readable(self, event: RawEvent) -> None:
         for listener in HOOKS.interrupted.get(str(event.get("type")), []):
             with isolated(log, "listener %s failed on %s", listener, event.get("event_id")):
                 await listener(self.svc, event)
@@ -135,21 +149,20 @@ class Events:
         ]
 
     async def _decrypt(self, event: RawEvent) -> RawEvent | None:
-        if self.crypto is None:
+        """The event decrypted; None when it is parked until its keys come (the room goes
+        on meanwhile) or can never be read (its sender is told)."""
+        if self.crypto is None or self.parking is None:
             return None
         try:
             return await self.crypto.decrypt(event)
+        except KeysMissing as e:
+            await self.parking.park(event, e.session_id)
         except CannotDecrypt:
-            room_id, sender = RoomID(str(event["room_id"])), UserID(str(event["sender"]))
             log.warning(
-                "could not decrypt %s from %s in %s", event.get("event_id"), sender, room_id
+                "could not decrypt %s from %s in %s",
+                event.get("event_id"),
+                event.get("sender"),
+                event.get("room_id"),
             )
-            if await self.svc.is_dm(room_id, sender):
-                text = say(
-                    "⚠️ I could not read your last message: its keys never reached me. Check "
-                    "that your client shares keys with unverified devices, then send it again."
-                )
-                await self.svc.gw.send_message(
-                    room_id, "m.room.message", notice(text, reply_to=str(event["event_id"]))
-                )
-            return None
+            await self.parking.tell(event)
+        return None

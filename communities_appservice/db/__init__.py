@@ -25,6 +25,7 @@ from .invite_link import InviteLinkTable
 from .join_request import JoinRequestTable
 from .member import MemberTable
 from .operation import OperationTable
+from .parked import ParkedTable
 from .problem import ProblemTable
 from .room import RoomTable
 from .suggestion import SuggestionTable
@@ -56,6 +57,7 @@ class Tables:
         self.operations = OperationTable(db)
         self.problems = ProblemTable(db)
         self.bans = BanTable(db)
+        self.parked = ParkedTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -62,7 +62,15 @@ START_RETRY_MAX = 30.0
 
 
 class CannotDecrypt(Exception):
-    """An encrypted event whose keys never arrived."""
+    """An encrypted event the bot cannot read."""
+
+
+class KeysMissing(CannotDecrypt):
+    """An encrypted event whose Megolm session has not reached the bot (yet)."""
+
+    def __init__(self, event_id: str, session_id: str) -> None:
+        super().__init__(event_id)
+        self.session_id = session_id
 
 
 class BotCrypto:
@@ -73,13 +81,9 @@ class BotCrypto:
         pickle_key: str,
         *,
         appservice_mode: bool,
-        session_wait: float = 10.0,
-        request_wait: float = 20.0,
     ) -> None:
         self.client = client
         self.appservice_mode = appservice_mode
-        self.session_wait = session_wait
-        self.request_wait = request_wait
         # The crypto and state stores keep their own schema versions but share the service's
         # connection pool: on SQLite, two pools on one file would lock each other out.
         self.crypto_db = Database.create(
@@ -350,14 +354,13 @@ class BotCrypto:
     # --- decrypting --------------------------------------------------------------------
 
     async def decrypt(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """The decrypted event as a plain dict, or CannotDecrypt after waiting and asking."""
+        """The decrypted event as a plain dict, at once: KeysMissing when its Megolm session
+        has not reached the bot (yet), CannotDecrypt when it never will decrypt."""
         event = EncryptedEvent.deserialize(cast(JSON, raw))
         try:
             decrypted = await self.machine.decrypt_megolm_event(event)
         except SessionNotFound as e:
-            if not await self._await_session(event, str(e.session_id)):
-                raise CannotDecrypt(str(event.event_id)) from None
-            decrypted = await self.machine.decrypt_megolm_event(event)
+            raise KeysMissing(str(event.event_id), str(e.session_id)) from None
         except DecryptionError as e:
             raise CannotDecrypt(str(event.event_id)) from e
         result = dict(decrypted.serialize())
@@ -366,25 +369,20 @@ class BotCrypto:
         result["sender"] = raw["sender"]
         return result
 
-    async def _await_session(self, event: EncryptedEvent, session_id: str) -> bool:
-        if await self.machine.wait_for_session(
-            event.room_id, SessionID(session_id), self.session_wait
-        ):
-            return True
-        log.info("no keys for %s after %.0fs; asking the sender", event.event_id, self.session_wait)
+    async def has_session(self, room_id: str, session_id: str) -> bool:
+        return bool(await self.store.has_group_session(RoomID(room_id), SessionID(session_id)))
+
+    async def ask_for_keys(self, raw: dict[str, Any]) -> None:
+        """Ask the sending device for an event's keys; the answer is not waited for."""
+        event = EncryptedEvent.deserialize(cast(JSON, raw))
         content = event.content
-        try:
-            return bool(
-                await self.machine.request_room_key(
-                    event.room_id,
-                    content.sender_key,
-                    content.session_id,
-                    {event.sender: [content.device_id]},
-                    timeout=self.request_wait,
-                )
-            )
-        except MatrixRequestError:
-            return False
+        await self.machine.request_room_key(
+            event.room_id,
+            content.sender_key,
+            content.session_id,
+            {event.sender: [content.device_id]},
+            timeout=0,
+        )
 
 
 def _either(body: dict[str, Any], stable: str, unstable: str) -> Any:

@@ -107,6 +107,29 @@ class E2EEUser:
         assert isinstance(response, RoomSendResponse), response
         return str(response.event_id)
 
+    def outbound_session(self, room_id: str) -> str:
+        """The id of the Megolm session this device sends with in `room_id` now."""
+        assert self.client.olm is not None
+        return str(self.client.olm.outbound_group_sessions[room_id].id)
+
+    async def forward_room_key(
+        self, room_id: str, session_id: str, user_id: str, device_id: str
+    ) -> None:
+        """Send one device the keys of a Megolm session of this device from its first
+        message on, as `m.forwarded_room_key` (what answering a key request sends): keys
+        that reach it late."""
+        olm = self.client.olm
+        assert olm is not None
+        own_key = olm.account.identity_keys["curve25519"]
+        group_session = olm.inbound_group_store.get(room_id, own_key, session_id)
+        device = self.client.device_store[user_id][device_id]
+        if olm.session_store.get(device.curve25519) is None:
+            await self.client.keys_claim({user_id: [device_id]})
+        olm_session = olm.session_store.get(device.curve25519)
+        assert group_session is not None and olm_session is not None
+        message = olm._encrypt_forwarding_key(room_id, group_session, olm_session, device)
+        await self.client.to_device(message)
+
     async def wait(self, condition: Any, what: str, timeout: float = 40.0) -> None:
         deadline = time.monotonic() + timeout
         while not condition():

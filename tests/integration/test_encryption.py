@@ -8,7 +8,10 @@ import secrets
 from typing import Any
 
 import pytest
+from mautrix.types import EventID
 from nio import MegolmEvent
+
+from communities_appservice.core.parking import PARK_FOR
 
 from .e2ee import E2EEUser
 from .harness import Stack, eventually
@@ -81,10 +84,11 @@ async def test_commands_in_encrypted_community_rooms(stack: Stack, people: list[
 async def test_withheld_keys_get_a_could_not_read_notice(
     stack: Stack, people: list[E2EEUser]
 ) -> None:
-    assert stack.app is not None and stack.app.crypto is not None
-    crypto = stack.app.crypto
-    waits = crypto.session_wait, crypto.request_wait
-    crypto.session_wait, crypto.request_wait = 1.0, 2.0
+    """Keys that never come: the event waits its bound, parked, then its sender is told."""
+    assert stack.app is not None and stack.app.events is not None
+    parking, crypto = stack.app.events.parking, stack.app.crypto
+    assert parking is not None and crypto is not None
+    parking.park_for = 2.0
     try:
         owner = await stack.e2ee_person("owner")  # type: ignore[attr-defined]
         dm = await owner.encrypted_dm(stack.bot)
@@ -95,7 +99,48 @@ async def test_withheld_keys_get_a_could_not_read_notice(
         reply = await owner.reply_to(event_id)
         assert "could not read" in reply.body
     finally:
-        crypto.session_wait, crypto.request_wait = waits
+        parking.park_for = PARK_FOR
+
+
+async def test_an_event_waiting_for_its_keys_holds_up_nothing_and_runs_when_they_come(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    """In a group, a member's command whose keys have not reached the bot is parked: the
+    next member's command in that room is answered meanwhile, and the parked one is
+    answered once its keys arrive."""
+    assert stack.app is not None and stack.app.crypto is not None
+    bot_device = stack.app.crypto.device_id
+    person = stack.e2ee_person  # type: ignore[attr-defined]
+    owner, member = await person("owner"), await person("member")
+    rooms = await open_encrypted_community(stack, owner, "Parked")
+    await owner.join(rooms["admins"])
+    created = await owner.reply_to(
+        await owner.send(rooms["admins"], "!community group create Late")
+    )
+    assert "Created group Late" in created.body
+    [late] = [r for r in await stack.app.tables.rooms.of_community(rooms["space"], "group")]
+    for user in (owner, member):
+        await user.join(rooms["space"])
+        await user.join(late.room_id)
+    await member.sync()
+    member.client.blacklist_device(member.client.device_store[stack.bot][bot_device])
+    withheld = await member.send(late.room_id, "!community group list")
+    session = member.outbound_session(late.room_id)
+    assert stack.app.events is not None and stack.app.events.parking is not None
+
+    async def parked() -> bool:
+        assert stack.app is not None
+        return await stack.app.tables.parked.holds(EventID(withheld))
+
+    await eventually(parked, "the bot to park the command it cannot read")
+    answered = await owner.reply_to(await owner.send(late.room_id, "!community group list"))
+    assert "Late" in answered.body
+    assert await parked()  # still waiting: the room went on without it
+
+    await member.forward_room_key(late.room_id, session, stack.bot, bot_device)
+    reply = await member.reply_to(withheld)
+    assert reply.decrypted and "Late" in reply.body
+    assert not await parked()
 
 
 async def test_same_device_after_restart_and_in_sync_mode(

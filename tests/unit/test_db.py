@@ -578,3 +578,24 @@ async def test_problems_kept_until_deleted_and_gone_with_the_community(tables: T
     assert list(await problems.of(SPACE)) == ["gone !b"]
     await tables.communities.delete(SPACE)
     assert await problems.of(SPACE) == {}
+
+
+async def test_parked_events_wait_oldest_first_and_are_let_go(tables: Tables) -> None:
+    def encrypted(event_id: str) -> dict[str, object]:
+        return {"event_id": event_id, "room_id": SPACE, "type": "m.room.encrypted"}
+
+    await tables.parked.park(encrypted("$later"), "session-b", 2_000)
+    await tables.parked.park(encrypted("$first"), "session-a", 1_000)
+    await tables.parked.park(encrypted("$first"), "session-a", 3_000)  # parked once
+    waiting = await tables.parked.oldest(10)
+    assert [(p.event_id, p.session_id, p.parked_at) for p in waiting] == [
+        ("$first", "session-a", 1_000),
+        ("$later", "session-b", 2_000),
+    ]
+    assert waiting[0].event == encrypted("$first") and not waiting[0].running
+    await tables.parked.set_running("$first", True)  # type: ignore[arg-type]
+    assert [p.running for p in await tables.parked.oldest(1)] == [True]
+    assert await tables.parked.delete("$first")  # type: ignore[arg-type]
+    assert not await tables.parked.holds("$first")  # type: ignore[arg-type]
+    assert await tables.parked.holds("$later")  # type: ignore[arg-type]
+    assert await tables.parked.count() == 1

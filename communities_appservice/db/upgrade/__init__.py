@@ -13,6 +13,7 @@ from . import (  # isort: skip
     v07_problems,
     v08_bans,
     v09_retries,
+    v10_parked,
 )
 
 __all__ = ["upgrade_table"]
