@@ -51,6 +51,10 @@ class RoomCheck:
     async def repaired(self, what: str) -> None:
         await record_repair(self.svc, self.room, self.findings, what)
 
+    async def repaired_in(self, room: CommunityRoom, what: str) -> None:
+        """A repair in another room of the community than the one checked."""
+        await record_repair(self.svc, room, self.findings, what)
+
 
 async def record_repair(svc: Service, room: CommunityRoom, findings: Findings, what: str) -> None:
     """One repair: in the audit log now, in the admins room's notice after the pass."""

@@ -39,6 +39,12 @@ class MemberTable:
         )
         return int(value)
 
+    async def of_community(self, space_id: RoomID) -> list[UserID]:
+        rows = await self.db.fetch(
+            "SELECT user_id FROM community_member WHERE space_id=$1 ORDER BY user_id", space_id
+        )
+        return [UserID(row["user_id"]) for row in rows]
+
     async def communities_of(self, user_id: UserID) -> list[RoomID]:
         rows = await self.db.fetch(
             "SELECT space_id FROM community_member WHERE user_id=$1", user_id

@@ -9,14 +9,27 @@
 
 Knocks (join requests) and the welcome DM are the `joining` and `welcome` features' own
 listeners to the same changes.
+
+Drift (`_sweep`, a reconciliation check): what a lost event or an outage left behind is
+repaired by a sweep that reads one member list per community and pass, in turn — the
+space, the announcement room, then each group — and compares it with the members the router
+has recorded (`community_member`): so no pass reads every list of a big community. The
+space's list corrects the record; a recorded member the announcement room has never seen is
+invited; someone joined there (or, with `leave_space_leaves_groups`, in a group) who is no
+longer in the space is removed. Each removal or invitation is checked against the
+homeserver first, and at most `FIXES_PER_PASS` are made per pass (the rest next time).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Awaitable, Iterable
+from weakref import WeakKeyDictionary
 
 from mautrix.types import RoomID, UserID
 
+from ..core.checks import RoomCheck, check
 from ..core.hooks import MemberEvent, on_membership
 from ..core.notices import say
 from ..core.service import Service
@@ -31,6 +44,9 @@ from ..tasks import bounded
 log = logging.getLogger("communities.membership")
 PRESENT = ("join", "invite")
 LEFT = (Change.LEAVE, Change.KICK, Change.BAN)
+FIXES_PER_PASS = 50
+# Per service, per community: how many passes its sweep has made (which list is next).
+_turns: WeakKeyDictionary[Service, dict[str, int]] = WeakKeyDictionary()
 
 
 @on_membership(Change.INVITE, bot=True)
@@ -123,3 +139,85 @@ async def _remove_from(svc: Service, room_id: RoomID, user: UserID, name: str) -
         if is_transient(e):
             raise
         log.warning("could not remove %s from %s: %s", user, room_id, e.errcode)
+
+
+# --- drift -------------------------------------------------------------------------------
+
+
+@check(Role.SPACE)
+async def _sweep(check: RoomCheck) -> None:
+    """One member list of the community per pass, in turn (see the module's docstring)."""
+    svc, community = check.svc, check.community
+    space_id = community.space_id
+    order = [check.room]
+    order += await svc.db.rooms.of_community(space_id, Role.ANNOUNCEMENTS)
+    if svc.config.communities.leave_space_leaves_groups:
+        order += await svc.db.rooms.of_community(space_id, Role.GROUP)
+    turns = _turns.setdefault(svc, {})
+    turn = turns.get(space_id, 0)
+    turns[space_id] = turn + 1
+    room = order[turn % len(order)]
+    members = await svc.gw.members(room.room_id)
+    if room.role == Role.SPACE:
+        await _correct_record(svc, community, members)
+        return
+    recorded = set(await svc.db.members.of_community(space_id))
+    strays = [
+        user
+        for user, membership in members.items()
+        if membership == "join" and user not in recorded and user != svc.bot
+    ]
+    removed = await _fix(_remove_stray(svc, community, room, user) for user in strays)
+    if removed:
+        await check.repaired_in(
+            room, say("people removed who had left the community: {}", removed).plain
+        )
+    if room.role == Role.ANNOUNCEMENTS:
+        unseen = [user for user in sorted(recorded) if user not in members]
+        invited = await _fix(_invite_unseen(svc, community, room, user) for user in unseen)
+        if invited:
+            await check.repaired_in(
+                room, say("members of the space invited who never had been: {}", invited).plain
+            )
+
+
+async def _correct_record(svc: Service, community: Community, members: dict[UserID, str]) -> None:
+    space_id = community.space_id
+    joined = {user for user, membership in members.items() if membership == "join"}
+    joined.discard(svc.bot)
+    recorded = set(await svc.db.members.of_community(space_id))
+    for user in sorted(joined - recorded):
+        await svc.db.members.add(space_id, user, now_ms())
+    for user in sorted(recorded - joined):
+        await svc.db.members.remove(space_id, user)
+    if joined != recorded:
+        log.info(
+            "%s: recorded %d members the router had not seen, forgot %d who had left",
+            space_id,
+            len(joined - recorded),
+            len(recorded - joined),
+        )
+
+
+async def _fix(calls: Iterable[Awaitable[bool]]) -> int:
+    """Run the fixes, at most `FIXES_PER_PASS`; how many changed something."""
+    first = list(itertools.islice(calls, FIXES_PER_PASS))
+    return sum(await bounded(first))
+
+
+async def _remove_stray(
+    svc: Service, community: Community, room: CommunityRoom, user: UserID
+) -> bool:
+    if await svc.gw.membership(community.space_id, user) in PRESENT:
+        return False  # in the space after all (the router has not recorded it yet)
+    await _remove_from(svc, room.room_id, user, community.name)
+    return True
+
+
+async def _invite_unseen(
+    svc: Service, community: Community, room: CommunityRoom, user: UserID
+) -> bool:
+    if await svc.gw.membership(community.space_id, user) != "join":
+        return False  # gone from the space: the next look at its list forgets them
+    await svc.gw.invite(room.room_id, user, reason=say("Member of {}", community.name).plain)
+    return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .harness import Stack
+from .harness import Stack, eventually
 from .test_groups_and_admins import joined_community
 
 
@@ -93,3 +93,35 @@ async def test_everything_still_works_after_a_restart(stack: Stack) -> None:
     await stack.wait_membership(rooms["announcements"], member.user_id, "invite")
     reply = await owner.command(rooms["dm"], f"admin add {member.user_id}")
     assert "is now an admin" in reply["body"], reply
+
+
+async def test_a_group_member_who_declines_the_community_is_swept_out(stack: Stack) -> None:
+    """Drift no event repairs: invited into a private group, the newcomer declines the
+    space's invitation. Reconciliation's member sweep (one member list per pass, in turn)
+    finds them in the group though not in the community, and removes them."""
+    owner, rooms = await joined_community(stack, "Decliners")
+    await owner.command(rooms["dm"], "group create Hidden --private")
+    assert stack.app is not None and stack.app.reconciler is not None
+    [group] = await stack.app.tables.rooms.of_community(rooms["space"], "group")
+    newcomer = await stack.user("newcomer")
+    await owner.join(group.room_id)
+    await owner.client.invite_user(group.room_id, newcomer.user_id)  # type: ignore[arg-type]
+    await newcomer.join(group.room_id)
+    await stack.wait_membership(rooms["space"], newcomer.user_id, "invite")
+    await newcomer.client.leave_room(rooms["space"])  # type: ignore[arg-type]
+    await stack.wait_membership(rooms["space"], newcomer.user_id, "leave")
+    await stack.idle()
+    assert await stack.membership(group.room_id, newcomer.user_id) == "join"
+
+    community = await stack.app.tables.communities.get(rooms["space"])
+    assert community is not None
+    reconciler = stack.app.reconciler
+
+    async def swept_out() -> bool:
+        # Each pass reads the next list: the space's, the announcement room's, the group's
+        # (a pass of the service's own may take a turn in between).
+        await reconciler.community(community)
+        return await stack.membership(group.room_id, newcomer.user_id) == "leave"
+
+    await eventually(swept_out, "a pass to sweep the group", 60, 0)
+    assert await stack.membership(rooms["space"], owner.user_id) == "join"

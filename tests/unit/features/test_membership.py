@@ -10,8 +10,10 @@ import pytest
 from mautrix.types import RoomID
 
 from communities_appservice.core.events import Events
+from communities_appservice.core.reconcile import Reconciler
 from communities_appservice.core.service import Service
 from communities_appservice.db import Tables
+from communities_appservice.features.membership import FIXES_PER_PASS
 from communities_appservice.features.roles import Roles
 
 from ...recording import RecordingGateway
@@ -144,3 +146,89 @@ async def test_the_bot_declines_others(homeserver: Homeserver, gateway: Recordin
     assert homeserver.membership(room_id, BOT) == "leave"
     assert ("leave", room_id, "You are not allowed to use this service.") in gateway.calls
     assert [c for c in gateway.calls if c[0] == "join"] == []
+
+
+# --- drift: the sweep of one member list per pass ------------------------------------------
+
+
+async def sweep(service: Service, made: Made, passes: int) -> list[str]:
+    """`passes` reconciliation passes over the community; every repair they made."""
+    reconciler = Reconciler(service)
+    repairs: list[str] = []
+    for _ in range(passes):
+        repairs += (await reconciler.community(made.community)).repairs
+    return repairs
+
+
+async def test_a_member_never_invited_to_the_announcements_is_invited(
+    made: Made, homeserver: Homeserver, tables: Tables, service: Service
+) -> None:
+    await homeserver.join(made.space, ALICE)  # the router never saw it (its event was lost)
+    assert homeserver.membership(made.announcements, ALICE) is None
+    repairs = await sweep(service, made, 2)  # the space's list, then the announcements'
+    assert await tables.members.is_member(made.space, ALICE)
+    assert homeserver.membership(made.announcements, ALICE) == "invite"
+    assert repairs == [
+        "Parents · Announcements: members of the space invited who never had been: 1"
+    ]
+
+
+async def test_a_member_who_left_the_announcements_is_left_alone(
+    made: Made, homeserver: Homeserver, tables: Tables, service: Service
+) -> None:
+    await homeserver.join(made.space, ALICE)
+    await tables.members.add(made.space, ALICE, 1)
+    await homeserver.set(made.announcements, ALICE, "leave")  # their own choice
+    assert await sweep(service, made, 4) == []
+    assert homeserver.membership(made.announcements, ALICE) == "leave"
+
+
+async def test_someone_gone_from_the_space_is_removed_from_announcements_and_groups(
+    made: Made, homeserver: Homeserver, tables: Tables, service: Service
+) -> None:
+    await _member_everywhere(homeserver, made)
+    await tables.members.add(made.space, ALICE, 1)
+    await homeserver.set(made.space, ALICE, "leave")  # the router never saw this either
+    repairs = await sweep(service, made, 4)  # space, announcements, Kids, Teens
+    assert not await tables.members.is_member(made.space, ALICE)
+    for room_id in (made.announcements, *made.groups.values()):
+        assert homeserver.membership(room_id, ALICE) == "leave"
+    assert len(repairs) == 3 and all(r.endswith("who had left the community: 1") for r in repairs)
+
+
+async def test_groups_are_not_swept_when_leaving_the_space_keeps_them(
+    made: Made, homeserver: Homeserver, tables: Tables, gateway: RecordingGateway
+) -> None:
+    svc = Service(make_config(leave_space_leaves_groups=False), tables, gateway)
+    await _member_everywhere(homeserver, made)
+    await homeserver.set(made.space, ALICE, "leave")
+    await sweep(svc, made, 6)
+    assert homeserver.membership(made.announcements, ALICE) == "leave"
+    for room_id in made.groups.values():
+        assert homeserver.membership(room_id, ALICE) == "join"
+
+
+async def test_one_pass_reads_one_member_list_and_fixes_a_bounded_number(
+    made: Made, homeserver: Homeserver, tables: Tables, service: Service, gateway: RecordingGateway
+) -> None:
+    newcomers = [f"@new{i:03}:example.org" for i in range(FIXES_PER_PASS + 5)]
+    for user in newcomers:
+        await homeserver.join(made.space, user)
+    await sweep(service, made, 1)
+    assert [c for c in gateway.calls if c[0] == "members"] == [("members", made.space)]
+    gateway.calls.clear()
+    await sweep(service, made, 1)
+    invited = [c for c in gateway.calls if c[0] == "invite"]
+    assert len(invited) == FIXES_PER_PASS  # the other 5 on a later pass
+    assert [c for c in gateway.calls if c[0] == "members"] == [("members", made.announcements)]
+
+
+async def test_someone_the_router_has_not_recorded_yet_is_not_removed(
+    made: Made, homeserver: Homeserver, service: Service
+) -> None:
+    await _member_everywhere(homeserver, made)  # in the space, but not in the record yet
+    reconciler = Reconciler(service)
+    await reconciler.community(made.community)  # would record them: skip that turn
+    await service.db.members.remove(made.space, ALICE)
+    await reconciler.community(made.community)  # announcements: joined, unrecorded
+    assert homeserver.membership(made.announcements, ALICE) == "join"
