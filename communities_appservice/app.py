@@ -69,8 +69,9 @@ class App:
         self.events = Events(self.service, self.crypto, self.reconciler.state_changed)
         # Unfinished operations are taken up before any new command can start one.
         await self.service.ops.resume()
-        self.server.ready.set()
+        # What a previous run left in the inbox is known before any new transaction lands.
         await self.router.resume()
+        self.server.ready.set()
         if self.events.parking is not None:
             self.events.parking.start()
         self.reconciler.start()

@@ -2,7 +2,8 @@
 
 A transaction is answered only after its events are written here, so a crash between the
 homeserver's delivery and the handling loses nothing: on start-up the router drains what is
-left. Rows are deleted once handled.
+left. Rows are deleted once handled. The inbox is the queue: the router reads it a room at a
+time, a page at a time, and never holds a backlog in memory.
 """
 
 from __future__ import annotations
@@ -80,16 +81,27 @@ class InboxTable:
         return _rowcount(status)
 
     async def pending(self) -> list[InboxItem]:
+        """Every row, oldest first (a small inbox's whole content: for tests and tools)."""
         rows = await self.db.fetch("SELECT seq, room_id, event, retrying FROM inbox ORDER BY seq")
-        return [
-            InboxItem(
-                seq=int(r["seq"]),
-                room_id=r["room_id"],
-                event=json.loads(r["event"]),
-                retrying=bool(r["retrying"]),
-            )
-            for r in rows
-        ]
+        return [_item(r) for r in rows]
+
+    async def of_room(self, room_id: str, limit: int) -> list[InboxItem]:
+        """The room's oldest rows, at most `limit`."""
+        rows = await self.db.fetch(
+            "SELECT seq, room_id, event, retrying FROM inbox WHERE room_id=$1"
+            " ORDER BY seq LIMIT $2",
+            room_id,
+            limit,
+        )
+        return [_item(r) for r in rows]
+
+    async def rooms(self) -> list[str]:
+        """The rooms with rows in the inbox."""
+        rows = await self.db.fetch("SELECT DISTINCT room_id FROM inbox ORDER BY room_id")
+        return [str(r["room_id"]) for r in rows]
+
+    async def last_seq(self) -> int:
+        return int(await self.db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM inbox") or 0)
 
     async def set_retrying(self, seq: int) -> None:
         """The event failed for a transient reason: it stays, to be retried (also after a
@@ -98,6 +110,15 @@ class InboxTable:
 
     async def done(self, seq: int) -> None:
         await self.db.execute("DELETE FROM inbox WHERE seq=$1", seq)
+
+
+def _item(row: Any) -> InboxItem:
+    return InboxItem(
+        seq=int(row["seq"]),
+        room_id=row["room_id"],
+        event=json.loads(row["event"]),
+        retrying=bool(row["retrying"]),
+    )
 
 
 def content_digest(payload: Any) -> str:

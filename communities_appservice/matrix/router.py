@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ RETRY_MAX = 60.0
 RETRY_FOR = 3600.0  # an event still failing after an hour is logged and given up
 # Rooms whose events are handled at the same time; the others wait their turn (in order).
 ROOM_WORKERS = 64
+PAGE = 100  # inbox rows a room's worker reads at once
 KEEP_DELIVERIES_DAYS = 30
 DAY_MS = 24 * 3600 * 1000
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -52,8 +53,8 @@ class Router:
         self.tasks = tasks or Tasks()
         self.handler = handler
         self.interrupted = interrupted
-        self._resumed: set[int] = set()  # inbox rows left by a previous run
-        self._queues: dict[str, list[InboxItem]] = {}
+        self._resumed_upto = 0  # inbox rows up to this seq were left by a previous run
+        self._more: set[str] = set()  # rooms whose worker must look at the inbox again
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -65,7 +66,7 @@ class Router:
     async def accept(self, txn_id: str, events: list[dict[str, Any]], digest: str) -> None:
         items = await self.db.inbox.accept(txn_id, events, now_ms(), digest)
         log.debug("transaction %s: %d events, %d new", txn_id, len(events), len(items))
-        self.schedule(items)
+        self.wake(item.room_id for item in items)
 
     async def forget_old(self, now: int | None = None) -> tuple[int, int]:
         """Forget claimed events and transaction ids older than `KEEP_DELIVERIES_DAYS`: a
@@ -90,40 +91,50 @@ class Router:
         with isolated(log, "forgetting old deliveries failed"):
             await self.forget_old()
         self.tasks.spawn("forgetting old deliveries", self._forget_daily())
-        pending = await self.db.inbox.pending()
-        if pending:
-            log.info("resuming %d events left in the inbox", len(pending))
-        self._resumed.update(item.seq for item in pending)
-        self.schedule(pending)
+        self._resumed_upto = await self.db.inbox.last_seq()
+        rooms = await self.db.inbox.rooms()
+        if rooms:
+            log.info("resuming the inbox of %d rooms", len(rooms))
+        self.wake(rooms)
 
-    def schedule(self, items: list[InboxItem]) -> None:
-        for item in items:
-            self._queues.setdefault(item.room_id, []).append(item)
-            if item.room_id not in self._workers:
-                self._idle.clear()
-                worker = self.tasks.spawn(f"events of {item.room_id}", self._drain(item.room_id))
-                if worker is None:  # stopping: the event stays in the inbox for next time
-                    self._queues.pop(item.room_id, None)
-                    continue
-                self._workers[item.room_id] = worker
+    def wake(self, room_ids: Iterable[str]) -> None:
+        """These rooms have new rows in the inbox: each gets its worker (one per room)."""
+        for room_id in room_ids:
+            if room_id in self._workers:
+                self._more.add(room_id)
+                continue
+            self._idle.clear()
+            worker = self.tasks.spawn(f"events of {room_id}", self._drain(room_id))
+            if worker is not None:  # else stopping: the rows stay in the inbox for next time
+                self._workers[room_id] = worker
+        if not self._workers:
+            self._idle.set()
 
     async def _drain(self, room_id: str) -> None:
-        queue = self._queues[room_id]
+        """The room's rows in order, a page at a time, until the inbox has none left (a
+        handled row is deleted, so each page starts with the oldest row still there)."""
         try:
-            while queue:
-                item = queue.pop(0)
-                async with self._slots:  # at most ROOM_WORKERS rooms at a time
-                    await self._handle(item)
+            while True:
+                self._more.discard(room_id)
+                page = await self._durably(
+                    "reading the inbox", lambda: self.db.inbox.of_room(room_id, PAGE)
+                )
+                if not page:
+                    if room_id in self._more:
+                        continue  # rows arrived while the page was read
+                    return
+                for item in page:
+                    async with self._slots:  # at most ROOM_WORKERS rooms at a time
+                        await self._handle(item)
         finally:
-            del self._queues[room_id]
+            self._more.discard(room_id)
             del self._workers[room_id]
             if not self._workers:
                 self._idle.set()
 
     async def _handle(self, item: InboxItem) -> None:
         event_id = str(item.event.get("event_id"))
-        left_by_a_crash = item.seq in self._resumed
-        self._resumed.discard(item.seq)
+        left_by_a_crash = item.seq <= self._resumed_upto
         if item.retrying or await self._first(item, event_id, left_by_a_crash):
             await self._retry(item, event_id, first_delay=0 if item.retrying else RETRY_FIRST)
         await self._durably("forgetting a handled event", lambda: self.db.inbox.done(item.seq))

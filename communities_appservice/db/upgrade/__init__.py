@@ -14,6 +14,7 @@ from . import (  # isort: skip
     v08_bans,
     v09_retries,
     v10_parked,
+    v11_inbox_rooms,
 )
 
 __all__ = ["upgrade_table"]

@@ -1,0 +1,71 @@
+"""The router reads the inbox a room at a time and a page at a time: a backlog stays in the
+database, rooms keep their order, and rows that land while a room is drained are not missed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from communities_appservice.db import Tables
+from communities_appservice.db.inbox import content_digest
+from communities_appservice.matrix import router as router_module
+from communities_appservice.matrix.router import Router
+
+
+def message(room: str, n: int) -> dict[str, Any]:
+    return {"type": "m.room.message", "room_id": room, "event_id": f"${room}-{n}", "content": {}}
+
+
+async def test_a_backlog_is_read_a_page_at_a_time_in_each_rooms_order(
+    tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(router_module, "PAGE", 10)
+    for room in ("!a", "!b"):
+        for n in range(35):
+            await tables.inbox.accept(f"{room}-{n}", [message(room, n)], 1)
+    pages: list[int] = []
+    of_room = tables.inbox.of_room
+
+    async def reading(room_id: str, limit: int) -> list[Any]:
+        page = await of_room(room_id, limit)
+        pages.append(len(page))
+        return page
+
+    monkeypatch.setattr(tables.inbox, "of_room", reading)
+    handled: dict[str, list[str]] = {"!a": [], "!b": []}
+
+    async def handle(event: dict[str, Any]) -> None:
+        handled[event["room_id"]].append(event["event_id"])
+
+    router = Router(tables, handle)
+    await router.resume()
+    await router.wait_idle()
+    await router.stop()
+    for room in ("!a", "!b"):
+        assert handled[room] == [f"${room}-{n}" for n in range(35)]
+    assert max(pages) == 10  # never more than a page of the backlog in memory
+    assert await tables.inbox.pending() == []
+
+
+async def test_rows_that_land_while_a_room_is_drained_are_handled(tables: Tables) -> None:
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def handle(event: dict[str, Any]) -> None:
+        handled.append(event["event_id"])
+        if event["event_id"] == "$!a-0":
+            await release.wait()  # the room's worker is busy while more arrives
+
+    router = Router(tables, handle)
+    await router.resume()
+    first = [message("!a", 0)]
+    await router.accept("t0", first, content_digest(first))
+    more = [message("!a", 1), message("!a", 2)]
+    await router.accept("t1", more, content_digest(more))
+    release.set()
+    await router.wait_idle()
+    await router.stop()
+    assert handled == ["$!a-0", "$!a-1", "$!a-2"]
+    assert await tables.inbox.pending() == []
