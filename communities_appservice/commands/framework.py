@@ -29,6 +29,7 @@ from ..core.service import Service
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Forbidden, Invalid, NotFound, UserError, isolated
+from ..matrix.errors import brief, is_transient
 from ..rules.model import Permission
 from .parse import command_text, split_flags, tokenize
 
@@ -218,6 +219,15 @@ class Dispatcher:
                 reply = await self.run(incoming)
             except UserError as e:
                 reply = refusal(e, self.prefix)
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                log.warning(
+                    "command in %s: no answer from the homeserver (%s)", incoming.room_id, brief(e)
+                )
+                reply = say(
+                    "⏳ The homeserver is not answering at the moment: try again in a minute."
+                )
         if reply is None:
             reply = say("⚠️ Something went wrong on our side (reference {}).", failure.ref)
         event_id = await self.send_reply(incoming, reply)

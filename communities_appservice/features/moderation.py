@@ -23,7 +23,7 @@ from ..db.ban import Ban
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Conflict
-from ..matrix.errors import MatrixError, is_transient
+from ..matrix.errors import MatrixError, is_transient, patiently
 from ..rules.ids import check_user_id
 from ..rules.model import AuditAction
 from ..rules.moderation import (
@@ -156,7 +156,8 @@ class Moderation:
         return {room.room_id: m for room, m in zip(rooms, found, strict=True)}
 
     async def _membership(self, room_id: RoomID, user: UserID) -> str | None:
-        return await _membership(self.svc, room_id, user, unknown=UNKNOWN)
+        """Read before the operation starts: a short outage is waited out."""
+        return await patiently(lambda: _membership(self.svc, room_id, user, unknown=UNKNOWN))
 
     async def _joined(self, room_id: RoomID) -> set[UserID]:
         try:

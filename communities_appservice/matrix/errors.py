@@ -11,11 +11,19 @@ refusal, and what asked for it is told so (or undone).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
+
+log = logging.getLogger("communities.matrix")
+T = TypeVar("T")
+# Seconds between the tries of a read that a command needs before it can answer.
+PATIENCE = (0.5, 1.0, 2.0)
 
 
 class MatrixError(Exception):
@@ -64,3 +72,18 @@ def brief(error: BaseException) -> str:
     if isinstance(error, MatrixError):
         return f"{error.errcode} (HTTP {error.status})"
     return type(error).__name__
+
+
+async def patiently(call: Callable[[], Awaitable[T]]) -> T:
+    """`call`, tried again after each of the `PATIENCE` pauses while it fails for a transient
+    reason (a few seconds in all); then its failure propagates. For what a command reads
+    before it acts: an outage shorter than that is not its sender's problem."""
+    for pause in PATIENCE:
+        try:
+            return await call()
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            log.info("trying again in %.1fs: %s", pause, brief(e))
+        await asyncio.sleep(pause)
+    return await call()

@@ -15,10 +15,11 @@ from mautrix.types import RoomID, UserID
 from communities_appservice.commands.framework import Dispatcher
 from communities_appservice.core.service import Service
 from communities_appservice.db import Tables
+from communities_appservice.matrix.errors import MatrixError
 from communities_appservice.rules.limits import MAX_DESCRIPTION
 
 from ...recording import RecordingGateway
-from .conftest import ALICE, BOT, OWNER, CommunityMaker, Homeserver, Made, actions
+from .conftest import ALICE, BOT, OWNER, CommunityMaker, Homeserver, Made, actions, calls_of
 
 _IDS = itertools.count(1)
 
@@ -190,3 +191,13 @@ async def test_a_too_long_description_is_refused_in_one_line(
         f"⚠️ The description is {MAX_DESCRIPTION + 1} characters long; the limit is 2,048.\n"
         "Usage: !community describe <text>"
     )
+
+
+async def test_a_command_the_homeserver_does_not_answer_says_so(
+    made: Made, dispatcher: Dispatcher, gateway: RecordingGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("communities_appservice.matrix.errors.PATIENCE", (0.0,))
+    gateway.fail("membership", MatrixError("M_UNKNOWN", "Bad Gateway", 502), times=100)
+    _, reply = await run(dispatcher, gateway, made.admins, OWNER, f"!community remove {ALICE}")
+    assert "The homeserver is not answering" in reply["body"]
+    assert calls_of(gateway, "kick") == []

@@ -158,3 +158,30 @@ async def test_common_groups(made: Made, service: Service, homeserver: Homeserve
     await homeserver.join(made.groups["Teens"], BOB)  # Alice is only invited there
     shared = await moderation.common(made.community, BOB, ALICE)
     assert [g.name for g in shared] == ["Kids"]
+
+
+@pytest.fixture
+def quick_patience(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("communities_appservice.matrix.errors.PATIENCE", (0.0, 0.0, 0.0))
+
+
+async def test_a_short_outage_while_looking_is_waited_out(
+    made: Made,
+    service: Service,
+    homeserver: Homeserver,
+    gateway: RecordingGateway,
+    quick_patience: None,
+) -> None:
+    gateway.fail("membership", MatrixError("M_UNKNOWN", "Bad Gateway", 502), times=3)
+    outcome = await Moderation(service).remove(made.community, OWNER, ALICE, "")
+    assert outcome == Outcome(done=4, failed=0)  # no room taken for "not a member"
+    assert homeserver.membership(made.groups["Kids"], ALICE) == "leave"
+
+
+async def test_a_longer_outage_while_looking_changes_nothing(
+    made: Made, service: Service, gateway: RecordingGateway, quick_patience: None
+) -> None:
+    gateway.fail("membership", MatrixError("M_UNKNOWN", "Bad Gateway", 502), times=100)
+    with pytest.raises(MatrixError):
+        await Moderation(service).remove(made.community, OWNER, ALICE, "")
+    assert calls_of(gateway, "kick") == []
