@@ -1,11 +1,10 @@
 """Property-based tests (hypothesis) of what reads user text: whatever a message says, the
 parser answers with a value or a one-line `UserError`, never a traceback, and what the bot
-says escapes every argument. CI runs a small budget; `HYPOTHESIS_PROFILE=long` runs many
-more inputs."""
+says escapes every argument. CI runs a small budget; `FUZZ_INPUTS=N` (or `bench/fuzz.py`)
+runs N inputs a test."""
 
 from __future__ import annotations
 
-import os
 import re
 
 from hypothesis import HealthCheck, given, settings
@@ -17,11 +16,15 @@ from communities_appservice.commands.parse import command_text, split_flags, tok
 from communities_appservice.core.notices import notice, say
 from communities_appservice.errors import UserError
 
-settings.register_profile("ci", max_examples=300, deadline=None)
+from ..fuzzing import budget
+
 settings.register_profile(
-    "long", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "fuzz",
+    max_examples=budget(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.load_profile("fuzz")
 
 # What phones and clients type: letters of several scripts, quotes of every kind, dashes,
 # pills' HTML, control characters.

@@ -23,6 +23,8 @@ from communities_appservice.db import Tables, create_database
 from communities_appservice.matrix.router import Router
 from communities_appservice.matrix.server import AppserviceServer
 
+from ..fuzzing import budget
+
 HS_TOKEN = "hs-fuzz-token"
 BOT = "@communities:example.org"
 
@@ -102,7 +104,9 @@ async def _stored(tables: Tables) -> tuple[int, int]:
 
 
 FUZZ = settings(
-    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=200
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    max_examples=budget(200),
 )
 
 

@@ -22,6 +22,7 @@ from communities_appservice.db import Tables, create_database
 from communities_appservice.features.structure import Structure
 from communities_appservice.rules.model import JoinMode
 
+from ...fuzzing import budget
 from ...recording import RecordingGateway
 from .conftest import BOT, OWNER, SERVER, make_config
 
@@ -140,7 +141,9 @@ def _audit(world: World) -> list[str]:
 
 
 FUZZ = settings(
-    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    max_examples=budget(150),
 )
 
 
