@@ -38,7 +38,7 @@ class Service:
         self.gw = gateway
         self.bot = UserID(config.bot_mxid)
         self.server_name = config.homeserver.domain
-        self.tasks = tasks or Tasks()
+        self.tasks = tasks if tasks is not None else Tasks()
         naming = Naming(config.alias_prefix, self.server_name, self.bot)
         self.ops = Operations(tables, gateway, self.tasks, naming)
         self.ops.context = self

@@ -50,7 +50,7 @@ class Router:
         tasks: Tasks | None = None,
     ) -> None:
         self.db = tables
-        self.tasks = tasks or Tasks()
+        self.tasks = tasks if tasks is not None else Tasks()
         self.handler = handler
         self.interrupted = interrupted
         self._resumed_upto = 0  # inbox rows up to this seq were left by a previous run

@@ -3,12 +3,15 @@ failure never stops the pass over the others."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from communities_appservice.core.reconcile import Reconciler
 from communities_appservice.core.service import Service
+from communities_appservice.db import Tables
+from communities_appservice.tasks import Tasks
 
 from ...recording import RecordingGateway
 from .conftest import CommunityMaker, Made
@@ -55,3 +58,14 @@ async def test_one_community_failing_does_not_stop_the_others(
     assert not linked(gateway, broken)
     [record] = [r for r in caplog.records if "reconciling" in r.getMessage()]
     assert record.levelno == logging.ERROR and "ref" in record.getMessage()
+
+
+async def test_the_reconciliation_loop_ends_with_the_service_that_owns_it(
+    service: Service, tables: Tables, gateway: RecordingGateway
+) -> None:
+    owner = Tasks()  # empty, as the service's is when the service is made
+    svc = Service(service.config, tables, gateway, owner)
+    Reconciler(svc).start()
+    assert len(owner) == 1
+    await owner.stop()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "reconciliation"]
