@@ -23,7 +23,7 @@ from typing import Any
 from mautrix.types import EventID, RoomID, UserID
 
 from ..core.hooks import RawEvent, on_event, on_interrupted
-from ..core.notices import Text, lines, notice, say, verbatim
+from ..core.notices import Text, lines, notice, say, txn_key, verbatim
 from ..core.operations import UNFINISHED, Origin
 from ..core.service import Service
 from ..db.community import Community
@@ -337,8 +337,12 @@ class Dispatcher:
         return await svc.is_member(space_id, sender)
 
     async def send_reply(self, incoming: Incoming, reply: Text) -> EventID:
+        """The one reply to a command, sent under a transaction id of the command's: sent
+        again (the command retried, or answered after a crash cut it short), the homeserver
+        returns the reply it already made instead of a second one."""
         content = notice(reply, reply_to=incoming.event_id, thread_root=incoming.thread_root)
-        return await self.svc.gw.send_message(incoming.room_id, "m.room.message", content)
+        txn_id = txn_key("reply", incoming.event_id)
+        return await self.svc.gw.send_message(incoming.room_id, "m.room.message", content, txn_id)
 
     async def interrupted(self, event: RawEvent) -> None:
         """A command the previous run was handling when it died: an operation it started

@@ -42,7 +42,7 @@ from ..matrix.errors import brief, is_transient
 from ..matrix.gateway import Gateway
 from ..rules.model import Role
 from ..tasks import Tasks
-from .notices import notice, say, verbatim
+from .notices import notice, say, txn_key, verbatim
 from .run import Naming, P, Params, Run
 
 log = logging.getLogger("communities.operations")
@@ -359,7 +359,8 @@ class Operations:
             targets.append((admins[0].room_id, notice(said)))
         for room_id, content in targets:
             try:
-                await self.gw.send_message(room_id, "m.room.message", content)
+                txn_id = txn_key("report", str(op.id), room_id)  # once, even if resent
+                await self.gw.send_message(room_id, "m.room.message", content, txn_id)
             except Exception as e:  # a report that cannot be sent must not undo the work
                 log.warning("operation %d: could not report in %s: %s", op.id, room_id, brief(e))
 

@@ -201,3 +201,18 @@ async def test_a_command_the_homeserver_does_not_answer_says_so(
     _, reply = await run(dispatcher, gateway, made.admins, OWNER, f"!community remove {ALICE}")
     assert "The homeserver is not answering" in reply["body"]
     assert calls_of(gateway, "kick") == []
+
+
+async def test_a_command_answered_before_a_crash_is_not_answered_again(
+    made: Made, dispatcher: Dispatcher, gateway: RecordingGateway, homeserver: Homeserver
+) -> None:
+    """The crash came after the reply but before the event was done: after the restart the
+    command is 'interrupted', its operation is over, and the answer is not sent twice."""
+    await homeserver.join(made.space, ALICE)
+    event, reply = await run(
+        dispatcher, gateway, made.admins, OWNER, f"!community admin add {ALICE}"
+    )
+    assert "now an admin" in reply["body"]
+    before = len(gateway.sent(made.admins))
+    await dispatcher.interrupted(event)
+    assert len(gateway.sent(made.admins)) == before
