@@ -35,7 +35,7 @@ class App:
         self.db = create_database(config.appservice.database)
         self.tables = Tables(self.db)
         self.tasks = Tasks()
-        self.router = Router(self.tables, self._handle, self._interrupted)
+        self.router = Router(self.tables, self._handle, self._interrupted, gave_up=self._gave_up)
         self.server = AppserviceServer(
             config.appservice.hs_token,
             self.router,
@@ -121,6 +121,10 @@ class App:
     async def _handle(self, event: dict[str, object]) -> None:
         assert self.events is not None
         await self.events.handle(event)
+
+    async def _gave_up(self, event: dict[str, object], ref: str) -> None:
+        if self.events is not None:
+            await self.events.gave_up(event, ref)
 
     async def _interrupted(self, event: dict[str, object]) -> None:
         assert self.events is not None

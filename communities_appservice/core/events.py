@@ -11,6 +11,7 @@ a reference and the others still run.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -22,13 +23,15 @@ from ..matrix.crypto import BotCrypto, CannotDecrypt, KeysMissing
 from ..matrix.errors import RetryLater, brief, is_transient
 from ..matrix.router import RETRYING
 from ..rules.membership import classify
-from ..rules.model import CommunityState
+from ..rules.model import CommunityState, Role
 from .hooks import HOOKS, MemberEvent, RawEvent, hook_name
+from .notices import notice, say, txn_key
 from .parking import Parking
 from .service import Service
 
 log = logging.getLogger("communities.events")
 TRACKED_STATE = ("m.room.member", "m.room.encryption")
+REPORT_EVERY = 3600.0  # seconds between two failure reports to one community's admins
 
 
 class Events:
@@ -41,6 +44,7 @@ class Events:
         self.svc = service
         self.crypto = crypto
         self.on_state = on_state
+        self._reported: dict[str, float] = {}  # community → when its admins last heard
         self.parking = (
             Parking(service, crypto, self.handle_readable, self.interrupted_readable)
             if crypto is not None
@@ -68,21 +72,23 @@ class Events:
             calls += await self._membership(event)
         for listener in HOOKS.events.get(str(event.get("type")), []):
             calls.append((hook_name(listener), partial(listener, self.svc, event)))
-        await self._run(str(event.get("event_id", "")), calls)
+        await self._run(event, calls)
 
     async def _run(
-        self, event_id: str, calls: list[tuple[str, Callable[[], Awaitable[None]]]]
+        self, event: RawEvent, calls: list[tuple[str, Callable[[], Awaitable[None]]]]
     ) -> None:
         """Every listener once, each isolated. One that fails for a transient reason (the
         homeserver or the database away for a moment) makes the event be tried again; the
-        ones that did their part are recorded first, so the retry skips them."""
+        ones that did their part are recorded first, so the retry skips them. One that
+        fails for good is reported (`gave_up`)."""
+        event_id = str(event.get("event_id", ""))
         done = await self.svc.db.dedupe.listeners_done(event_id) if RETRYING.get() else set()
         finished: list[str] = []
         stalled: list[str] = []
         for name, call in calls:
             if name in done:
                 continue
-            with isolated(log, "listener %s failed on %s", name, event_id):
+            with isolated(log, "listener %s failed on %s", name, event_id) as failure:
                 try:
                     await call()
                 except Exception as e:
@@ -91,11 +97,34 @@ class Events:
                     log.warning("listener %s on %s: %s; will retry", name, event_id, brief(e))
                     stalled.append(name)
                     continue
+            if failure.ref:
+                await self.gave_up(event, failure.ref)
             finished.append(name)
         if stalled:
             for name in finished:
                 await self.svc.db.dedupe.listener_done(event_id, name, now_ms())
             raise RetryLater(f"{len(stalled)} listeners of {event_id} to try again")
+
+    async def gave_up(self, event: RawEvent, ref: str) -> None:
+        """Work an event asked for failed for good (logged with `ref`): in a community, its
+        admins room hears of it, with the reference, at most once an hour per community."""
+        with isolated(log, "reporting the failure %s failed", ref):
+            room = await self.svc.db.rooms.get(RoomID(str(event.get("room_id", ""))))
+            if room is None:
+                return
+            admins = await self.svc.room_of_role(room.space_id, Role.ADMINS)
+            last = self._reported.get(room.space_id)
+            if admins is None or (last is not None and time.monotonic() - last < REPORT_EVERY):
+                return
+            self._reported[room.space_id] = time.monotonic()
+            text = say(
+                "⚠️ What the bot had to do after an event in {} failed (reference {}). The "
+                "service's log has the details; reconciliation repairs what it can.",
+                room.name,
+                ref,
+            )
+            txn_id = txn_key("gave up", ref)
+            await self.svc.gw.send_message(admins.room_id, "m.room.message", notice(text), txn_id)
 
     async def interrupted(self, event: RawEvent) -> None:
         """An event the previous run was handling when it died: not run again; the

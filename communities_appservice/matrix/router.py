@@ -48,11 +48,13 @@ class Router:
         handler: Handler,
         interrupted: Handler | None = None,
         tasks: Tasks | None = None,
+        gave_up: Callable[[dict[str, Any], str], Awaitable[None]] | None = None,
     ) -> None:
         self.db = tables
         self.tasks = tasks if tasks is not None else Tasks()
         self.handler = handler
         self.interrupted = interrupted
+        self.gave_up = gave_up  # told of an event given up, with its log's reference
         self._resumed_upto = 0  # inbox rows up to this seq were left by a previous run
         self._more: set[str] = set()  # rooms whose worker must look at the inbox again
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -144,7 +146,7 @@ class Router:
         claimed = await self._durably(
             "claiming an event", lambda: self.db.dedupe.claim_event(event_id, now_ms())
         )
-        with isolated(log, "event %s in %s failed", event_id, item.room_id):
+        with isolated(log, "event %s in %s failed", event_id, item.room_id) as failure:
             try:
                 if claimed:
                     log.debug(
@@ -159,6 +161,8 @@ class Router:
                     raise
                 log.warning("event %s in %s: %s; will retry", event_id, item.room_id, brief(e))
                 return True
+        if failure.ref:
+            await self._gave_up(item, failure.ref)
         return False
 
     async def _retry(self, item: InboxItem, event_id: str, first_delay: float) -> None:
@@ -183,10 +187,16 @@ class Router:
                             raise
                         log.warning("event %s still failing: %s", event_id, brief(e))
                 if failure.ref:
+                    await self._gave_up(item, failure.ref)
                     return
                 delay = min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
         finally:
             RETRYING.reset(token)
+
+    async def _gave_up(self, item: InboxItem, ref: str) -> None:
+        if self.gave_up is not None:
+            with isolated(log, "reporting event %s given up failed", item.event.get("event_id")):
+                await self.gave_up(item.event, ref)
 
     async def _durably(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """A call to the database that must not be dropped: retried while it fails for a

@@ -21,7 +21,7 @@ from communities_appservice.matrix.router import Router
 from communities_appservice.rules.model import JoinMode
 
 from ...recording import RecordingGateway
-from .conftest import ALICE, OWNER, CommunityMaker, Homeserver, Made, calls_of, until
+from .conftest import ALICE, BOB, OWNER, CommunityMaker, Homeserver, Made, calls_of, until
 
 BAD_GATEWAY = MatrixError("M_UNKNOWN", "Bad Gateway", 502)
 
@@ -34,7 +34,7 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def router(tables: Tables, events: Events) -> AsyncIterator[Router]:
-    running = Router(tables, events.handle, events.interrupted)
+    running = Router(tables, events.handle, events.interrupted, gave_up=events.gave_up)
     await running.resume()
     yield running
     await running.stop()
@@ -175,3 +175,36 @@ async def test_a_database_error_does_not_drop_the_rooms_queue(
     await deliver(router, "t1", first, second)
     assert locked and await tables.inbox.pending() == []
     assert homeserver.membership(made.announcements, ALICE) == "invite"
+
+
+async def test_an_event_failing_for_an_hour_is_given_up_and_reported(
+    router: Router,
+    gateway: RecordingGateway,
+    homeserver: Homeserver,
+    create_community: CommunityMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(router_module, "RETRY_FOR", 0.05)  # an hour, in this test
+    made = await create_community(groups=())
+    before = len(gateway.sent(made.admins))
+    gateway.fail("invite", BAD_GATEWAY, times=10_000)
+    await deliver(router, "t1", await joined(homeserver, made))
+    [report] = gateway.sent(made.admins)[before:]
+    assert "failed (reference " in report["body"]
+    assert report["m.mentions"] == {}
+
+
+async def test_work_refused_for_good_is_reported_once_an_hour(
+    router: Router,
+    gateway: RecordingGateway,
+    homeserver: Homeserver,
+    create_community: CommunityMaker,
+) -> None:
+    made = await create_community(groups=())
+    before = len(gateway.sent(made.admins))
+    refused = MatrixError("M_FORBIDDEN", "no", 403)
+    gateway.fail("invite", refused, times=2)  # the invitation to the announcements
+    await deliver(router, "t1", await joined(homeserver, made, ALICE))
+    await deliver(router, "t2", await joined(homeserver, made, BOB))
+    reports = gateway.sent(made.admins)[before:]
+    assert len(reports) == 1 and "reference" in reports[0]["body"]
