@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+from aiohttp import web
 from mautrix.client import Client
 from mautrix.types import EventType, PaginationDirection, RoomID, UserID
 
@@ -86,6 +87,51 @@ class User:
         return await self.stack.admin_state(room_id, event_type, key)
 
 
+class FailingProxy:
+    """A loopback proxy in front of Synapse for the service's own requests: it passes them
+    on, except that while `failing` matches a request (method, path) it answers 502 Bad
+    Gateway itself, as a reverse proxy in front of a struggling homeserver would."""
+
+    def __init__(self, upstream: str, http: aiohttp.ClientSession) -> None:
+        self.upstream = upstream
+        self.http = http
+        self.port = free_loopback_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.failing: Callable[[str, str], bool] = lambda method, path: False
+        self.refused: list[tuple[str, str]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        if self.failing(request.method, request.path):
+            self.refused.append((request.method, request.path))
+            return web.json_response({"errcode": "M_UNKNOWN", "error": "Bad Gateway"}, status=502)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
+        async with self.http.request(
+            request.method,
+            f"{self.upstream}{request.rel_url}",
+            data=await request.read(),
+            headers=headers,
+        ) as upstream:
+            body = await upstream.read()
+            kept = ("content-type",)
+            return web.Response(
+                status=upstream.status,
+                body=body,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() in kept},
+            )
+
+
 class Stack:
     def __init__(self, workdir: Path, database: str) -> None:
         self.workdir = workdir
@@ -101,6 +147,7 @@ class Stack:
         self.config: Config | None = None
         self.admin: User | None = None
         self.probe_room: str | None = None
+        self.homeserver_address: str | None = None  # where the service reaches Synapse
 
     @property
     def bot(self) -> str:
@@ -116,7 +163,7 @@ class Stack:
 
         config_text = Path(__file__).with_name("config.test.yaml").read_text()
         raw = yaml.safe_load(config_text)
-        raw["homeserver"]["address"] = self.synapse.base_url
+        raw["homeserver"]["address"] = self.homeserver_address or self.synapse.base_url
         raw["appservice"]["address"] = f"http://127.0.0.1:{self.as_port}"
         raw["appservice"]["port"] = self.as_port
         raw["appservice"]["database"] = self.database

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .harness import Stack, eventually
+from .harness import FailingProxy, Stack, eventually
 from .test_groups_and_admins import joined_community
 
 
@@ -125,3 +125,36 @@ async def test_a_group_member_who_declines_the_community_is_swept_out(stack: Sta
 
     await eventually(swept_out, "a pass to sweep the group", 60, 0)
     assert await stack.membership(rooms["space"], owner.user_id) == "join"
+
+
+async def test_an_invitation_lost_to_a_failing_homeserver_is_retried(stack: Stack) -> None:
+    """The homeserver answers 502 to the bot's invitations for a while (a proxy in front of
+    it does): a member who joins the space meanwhile is invited to the announcements once
+    it works again, and the event is retried, not lost."""
+    owner, rooms = await joined_community(stack, "Outage")
+    proxy = FailingProxy(stack.synapse.base_url, stack.http)
+    await proxy.start()
+    stack.homeserver_address = proxy.url
+    try:
+        await stack.restart_app()
+        assert stack.app is not None and stack.app.gateway is not None
+        # The client library's own retries (about a minute) are not what is tested here.
+        stack.app.gateway.client.api.default_retry_count = 0
+        tables = stack.app.tables
+        proxy.failing = lambda method, path: method == "POST" and path.endswith("/invite")
+        member = await stack.user("member")
+        await member.join(rooms["space"])
+
+        async def retrying() -> bool:
+            return any(item.retrying for item in await tables.inbox.pending())
+
+        await eventually(retrying, "the join to be kept for a retry")
+        assert await stack.membership(rooms["announcements"], member.user_id) is None
+        proxy.failing = lambda method, path: False
+        await stack.wait_membership(rooms["announcements"], member.user_id, "invite")
+        assert any(path.endswith("/invite") for _, path in proxy.refused)
+    finally:
+        proxy.failing = lambda method, path: False
+        stack.homeserver_address = None
+        await stack.restart_app()
+        await proxy.stop()
