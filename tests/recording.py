@@ -212,6 +212,11 @@ class RecordingGateway:
         self._record("members", room_id)
         return dict(self._visible(room_id).members)
 
+    async def membership_events(self, room_id: RoomID) -> dict[UserID, tuple[str, UserID]]:
+        self._record("members", room_id)
+        room = self._visible(room_id)
+        return {user: (m, room.member_senders.get(user, user)) for user, m in room.members.items()}
+
     async def room_state(self, room_id: RoomID) -> list[dict[str, Any]]:
         self._record("room_state", room_id)
         room = self._visible(room_id)

@@ -14,10 +14,12 @@ Drift (`_sweep`, a reconciliation check): what a lost event or an outage left be
 repaired by a sweep that reads one member list per community and pass, in turn — the
 space, the announcement room, then each group — and compares it with the members the router
 has recorded (`community_member`): so no pass reads every list of a big community. The
-space's list corrects the record; a recorded member the announcement room has never seen is
-invited; someone joined there (or, with `leave_space_leaves_groups`, in a group) who is no
-longer in the space is removed. Each removal or invitation is checked against the
-homeserver first, and at most `FIXES_PER_PASS` are made per pass (the rest next time).
+space's list corrects the record; a recorded member the announcement room has never seen
+(or whom the bot removed from it when they left, and who is back) is invited; someone joined
+there (or, with `leave_space_leaves_groups`, in a group) who is no longer in the space is
+removed (a crash can cut short the event that would have done either). Each removal or
+invitation is checked against the homeserver first, and at most `FIXES_PER_PASS` are made
+per pass (the rest next time).
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ async def _sweep(check: RoomCheck) -> None:
     turn = turns.get(space_id, 0)
     turns[space_id] = turn + 1
     room = order[turn % len(order)]
-    members = await svc.gw.members(room.room_id)
+    events = await svc.gw.membership_events(room.room_id)
+    members = {user: membership for user, (membership, _) in events.items()}
     if room.role == Role.SPACE:
         await _correct_record(svc, community, members)
         return
@@ -173,7 +176,13 @@ async def _sweep(check: RoomCheck) -> None:
             room, say("people removed who had left the community: {}", removed).plain
         )
     if room.role == Role.ANNOUNCEMENTS:
-        unseen = [user for user in sorted(recorded) if user not in members]
+        # Never there, or removed by the bot when they left the community and back now:
+        # invited. Someone who left by themselves, or whom an admin removed, is left alone.
+        unseen = [
+            user
+            for user in sorted(recorded)
+            if user not in events or events[user] == ("leave", svc.bot)
+        ]
         invited = await _fix(_invite_unseen(svc, community, room, user) for user in unseen)
         if invited:
             await check.repaired_in(

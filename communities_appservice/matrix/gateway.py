@@ -54,6 +54,7 @@ class Gateway(Protocol):
     async def leave(self, room_id: RoomID, reason: str | None = None) -> None: ...
     async def joined_members(self, room_id: RoomID) -> set[UserID]: ...
     async def members(self, room_id: RoomID) -> dict[UserID, str]: ...
+    async def membership_events(self, room_id: RoomID) -> dict[UserID, tuple[str, UserID]]: ...
     async def room_state(self, room_id: RoomID) -> list[dict[str, Any]]: ...
     async def space_children(self, space_id: RoomID) -> dict[RoomID, dict[str, Any]]: ...
     async def membership(self, room_id: RoomID, user_id: UserID) -> str | None: ...
@@ -236,6 +237,17 @@ class MatrixGateway:
         result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
         return {
             UserID(str(e["state_key"])): str((e.get("content") or {}).get("membership"))
+            for e in result.get("chunk", [])
+        }
+
+    async def membership_events(self, room_id: RoomID) -> dict[UserID, tuple[str, UserID]]:
+        """Every member event of the room: user id → (membership, who set it)."""
+        result = await self._request(Method.GET, Path.v3.rooms[room_id].members)
+        return {
+            UserID(str(e["state_key"])): (
+                str((e.get("content") or {}).get("membership")),
+                UserID(str(e.get("sender", ""))),
+            )
             for e in result.get("chunk", [])
         }
 

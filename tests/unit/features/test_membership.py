@@ -232,3 +232,19 @@ async def test_someone_the_router_has_not_recorded_yet_is_not_removed(
     await service.db.members.remove(made.space, ALICE)
     await reconciler.community(made.community)  # announcements: joined, unrecorded
     assert homeserver.membership(made.announcements, ALICE) == "join"
+
+
+async def test_a_member_back_after_the_bot_removed_them_is_invited_again(
+    made: Made, homeserver: Homeserver, tables: Tables, service: Service
+) -> None:
+    """They left the space (the bot removed them from the announcements), came back, and a
+    crash cut that join short: the sweep invites them; who left by themselves stays out."""
+    await homeserver.join(made.space, ALICE)
+    await homeserver.join(made.space, BOB)
+    for user in (ALICE, BOB):
+        await tables.members.add(made.space, user, 1)
+    await homeserver.set(made.announcements, ALICE, "leave", sender=BOT)
+    await homeserver.set(made.announcements, BOB, "leave")
+    await sweep(service, made, 2)
+    assert homeserver.membership(made.announcements, ALICE) == "invite"
+    assert homeserver.membership(made.announcements, BOB) == "leave"
