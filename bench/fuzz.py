@@ -26,7 +26,11 @@ MODULES = [
     "tests/unit/test_fuzz_http.py",
     "tests/unit/features/test_fuzz_commands.py",
 ]
-COUNTS = re.compile(r"(\d+) passing examples?, (\d+) failing examples?, (\d+) invalid examples?")
+# Hypothesis's statistics: "N passing, M failing, and K invalid test cases" (older versions:
+# "N passing examples, M failing examples, K invalid examples").
+COUNTS = re.compile(
+    r"(\d+) passing(?: examples?)?, (\d+) failing(?: examples?)?,(?: and)? (\d+) invalid"
+)
 
 
 def collect() -> list[str]:
