@@ -368,7 +368,9 @@ class Stack:
         return await eventually(probe, f"the bot's reply to {event_id}")
 
     async def idle(self) -> None:
-        """Wait until the appservice has handled everything it has received."""
+        """Wait until the appservice has handled everything the homeserver had for it: a
+        probe sent now is handled (the homeserver delivers an appservice's transactions in
+        order, so everything before it has arrived), then every room's worker is done."""
         assert self.app is not None
-        await asyncio.sleep(0.3)
+        await self.await_delivery()
         await self.app.router.wait_idle()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from mautrix.types import RoomID
 
+from communities_appservice.core.dms import dm_with
 from communities_appservice.core.service import Service
 from communities_appservice.db import Tables
 from communities_appservice.errors import Invalid
@@ -119,3 +120,16 @@ async def test_no_texts_no_greeting(
     await homeserver.join(made.space, ALICE, event=True)
     assert await service.db.bot_dms.get(ALICE) is None
     assert [r for (r,) in calls_of(gateway, "create_room") if r.get("is_direct")] == []
+
+
+async def test_a_dm_made_before_a_crash_is_found_not_made_twice(
+    service: Service, gateway: RecordingGateway
+) -> None:
+    """The DM was created, then the service died before recording it: the next need finds
+    it by its alias instead of creating a second one."""
+    first = await dm_with(service, ALICE)
+    await service.db.db.execute("DELETE FROM bot_dm WHERE user_id=$1", ALICE)
+    creations = len(calls_of(gateway, "create_room"))
+    assert await dm_with(service, ALICE) == first
+    assert len(calls_of(gateway, "create_room")) == creations
+    assert await dm_with(service, BOB) != first  # everyone has their own
