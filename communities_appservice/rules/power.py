@@ -82,6 +82,10 @@ def power_levels(
         content["events_default"] = levels.admin
     if role is not Role.SPACE:
         events["m.reaction"] = 0
+    if role is Role.ANNOUNCEMENTS:
+        # Taking back one's own reaction is a redaction: everyone may send one there, while
+        # redacting someone else's event still needs `redact` (the admins).
+        events["m.room.redaction"] = 0
     return content
 
 

@@ -69,3 +69,16 @@ async def test_the_reconciliation_loop_ends_with_the_service_that_owns_it(
     assert len(owner) == 1
     await owner.stop()
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "reconciliation"]
+
+
+async def test_an_older_announcement_room_gets_the_redaction_level(
+    service: Service, gateway: RecordingGateway, create_community: CommunityMaker
+) -> None:
+    """Made by the previous version, members could not take back their reactions there."""
+    made = await create_community("Parents")
+    levels = gateway.rooms[made.announcements].state[("m.room.power_levels", "")]
+    del levels["events"]["m.room.redaction"]
+    findings = await Reconciler(service).community(made.community)
+    levels = gateway.rooms[made.announcements].state[("m.room.power_levels", "")]
+    assert levels["events"]["m.room.redaction"] == 0
+    assert any("Announcements" in r for r in findings.repairs), findings
