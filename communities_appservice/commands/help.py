@@ -1,10 +1,22 @@
-"""help: the commands, or one command's usage."""
+"""help: the commands, or one command's usage.
+
+A summary names limits by their value on this server: `{max_admins}` and `{max_groups}` in
+a summary are filled in from the config when help is shown."""
 
 from __future__ import annotations
 
+from ..config import Config
 from ..core.notices import Text, lines, say
 from ..errors import Invalid
-from .framework import REGISTRY, Need, Request, command
+from .framework import REGISTRY, Need, Request, Spec, command
+
+
+def summary(spec: Spec, config: Config) -> str:
+    limits = {
+        "max_admins": config.communities.max_admins,
+        "max_groups": config.communities.max_groups,
+    }
+    return spec.summary.format_map(limits)
 
 
 @command(
@@ -22,10 +34,12 @@ async def help_(req: Request) -> Text:
         spec = REGISTRY.get(name)
         if spec is None:
             raise Invalid("There is no command {!r}.", name)
-        return say("<code>{} {}</code> — {}", prefix, spec.usage_line, spec.summary)
+        return say(
+            "<code>{} {}</code> — {}", prefix, spec.usage_line, summary(spec, req.service.config)
+        )
     parts = [say("<b>Commands</b> (type them after <code>{}</code>):", prefix)]
     parts += [
-        say("<code>{}</code> — {}", spec.usage_line, spec.summary)
+        say("<code>{}</code> — {}", spec.usage_line, summary(spec, req.service.config))
         for spec in sorted(REGISTRY.values(), key=lambda s: s.name)
     ]
     return lines(*parts)

@@ -12,7 +12,7 @@ from .framework import Need, Request, command
 @command(
     "admin add",
     "<user>",
-    "make a member an admin (at most max_admins, owner included)",
+    "make a member an admin (at most {max_admins} admins, owner included)",
     Need.ADMIN,
     min_args=1,
     max_args=1,

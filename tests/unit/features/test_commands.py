@@ -216,3 +216,13 @@ async def test_a_command_answered_before_a_crash_is_not_answered_again(
     before = len(gateway.sent(made.admins))
     await dispatcher.interrupted(event)
     assert len(gateway.sent(made.admins)) == before
+
+
+async def test_help_names_limits_by_their_value(
+    made: Made, dispatcher: Dispatcher, gateway: RecordingGateway
+) -> None:
+    _, reply = await run(dispatcher, gateway, made.admins, OWNER, "!community help")
+    limit = dispatcher.svc.config.communities.max_admins  # this server's own value
+    assert f"at most {limit} admins" in reply["body"] and "max_admins" not in reply["body"]
+    _, reply = await run(dispatcher, gateway, made.admins, OWNER, "!community help admin add")
+    assert f"at most {limit} admins" in reply["body"]
