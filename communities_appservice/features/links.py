@@ -1,11 +1,13 @@
 """Invite links: one alias per community in the service's namespace, shown as a matrix.to link
 and a QR code.
 
-The alias (`#<alias_prefix><8 random letters/digits>:<domain>`) points at the community's
-space; the bot creates it through the client API, so the homeserver answers it without asking
-us. `reset` deletes the old alias before making a new one, so the old link stops working even
-when making the new one fails. In `invite` mode there is no link: the space admits nobody
-through it.
+The alias says what the link is for: `#<alias_prefix><slug>-<4 random letters/digits>`, the
+slug made of the community's name in its own script (`#communities_parents-berlin-x7k2`,
+`#communities_北京家长会-0ceq`); a name without letters or digits gets 8 random ones. It
+points at the community's space; the bot creates it through the client API, so the
+homeserver answers it without asking us. `reset` deletes the old alias before making a new
+one (a new suffix), so the old link stops working even when making the new one fails. In
+`invite` mode there is no link: the space admits nobody through it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import re
 import secrets
 import string
+import unicodedata
 from dataclasses import dataclass
 
 import segno
@@ -29,7 +32,9 @@ from ..matrix.gateway import matrix_to
 from ..rules.model import AuditAction, JoinMode
 
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
-TOKEN_LENGTH = 8
+TOKEN_LENGTH = 8  # the random part of an alias whose name gives no slug
+SUFFIX_LENGTH = 4  # the random part after a slug
+SLUG_LENGTH = 40  # characters of the name kept, at most
 # A fresh random alias is taken only by bad luck; try a few before giving up.
 ALIAS_ATTEMPTS = 5
 QR_FILENAME = "invite-link.png"
@@ -37,13 +42,24 @@ QR_SCALE = 8
 QR_BORDER = 4
 
 
-def new_alias(prefix: str, domain: str) -> str:
-    token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
-    return f"#{prefix}{token}:{domain}"
+def slug(name: str) -> str:
+    """The name's letters and digits, any script, lower case, words joined by '-'."""
+    words = "".join(c if c.isalnum() else " " for c in unicodedata.normalize("NFC", name))
+    return "-".join(words.lower().split())[:SLUG_LENGTH].strip("-")
+
+
+def new_alias(prefix: str, domain: str, name: str = "") -> str:
+    readable = slug(name)
+    length = SUFFIX_LENGTH if readable else TOKEN_LENGTH
+    token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(length))
+    return f"#{prefix}{readable}-{token}:{domain}" if readable else f"#{prefix}{token}:{domain}"
 
 
 def is_link_alias(alias: str, prefix: str, domain: str) -> bool:
-    pattern = rf"#{re.escape(prefix)}[a-z0-9]{{{TOKEN_LENGTH}}}:{re.escape(domain)}"
+    """An alias `new_alias` could have made."""
+    token = rf"[a-z0-9]{{{TOKEN_LENGTH}}}"
+    slugged = rf"[^\W_]+(?:-[^\W_]+)*-[a-z0-9]{{{SUFFIX_LENGTH}}}"
+    pattern = rf"#{re.escape(prefix)}(?:{token}|{slugged}):{re.escape(domain)}"
     return re.fullmatch(pattern, alias) is not None
 
 
@@ -135,7 +151,7 @@ class Links:
     async def _create(self, community: Community) -> str:
         config = self.svc.config
         for _ in range(ALIAS_ATTEMPTS):
-            alias = new_alias(config.alias_prefix, config.homeserver.domain)
+            alias = new_alias(config.alias_prefix, config.homeserver.domain, community.name)
             try:
                 await self.svc.gw.create_alias(alias, community.space_id)
             except MatrixError as e:

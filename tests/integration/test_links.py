@@ -165,3 +165,20 @@ async def test_qr_code_in_an_encrypted_room_is_an_encrypted_file(
     png = decrypt_attachment(ciphertext, image.key["k"], image.hashes["sha256"], image.iv)
     [barcode] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
     assert barcode.text == url
+
+
+@pytest.mark.parametrize(
+    ("name", "readable"), [("הורים תל אביב", "הורים-תל-אביב"), ("北京家长会", "北京家长会")]
+)
+async def test_a_link_in_the_communitys_own_script_works(
+    stack: Stack, name: str, readable: str
+) -> None:
+    """The alias carries the name as people write it; joining through it works."""
+    owner = await stack.user("owner")
+    rooms = await create(stack, owner, name, "--join", "open")
+    alias = await _link(stack, owner, rooms["dm"], rooms["space"])
+    assert alias.startswith(f"#communities_{readable}-"), alias
+    member = await stack.user("member")
+    assert await _resolves(member, alias) == rooms["space"]
+    await member.client.join_room(alias)  # type: ignore[arg-type]
+    await stack.wait_membership(rooms["space"], member.user_id, "join")

@@ -49,6 +49,22 @@ def test_new_alias_is_in_our_namespace() -> None:
     assert is_link_alias(alias, "communities_", "example.org")
 
 
+@pytest.mark.parametrize(
+    ("name", "readable"),
+    [
+        ("Parents Berlin", "parents-berlin"),
+        ("École Saint-Jean — CM2", "école-saint-jean-cm2"),
+        ("הורים תל אביב", "הורים-תל-אביב"),
+        ("北京家长会", "北京家长会"),
+        ("Lagos Chapter 🇳🇬", "lagos-chapter"),
+    ],
+)
+def test_a_link_says_what_it_is_for(name: str, readable: str) -> None:
+    alias = new_alias("communities_", "example.org", name)
+    assert re.fullmatch(rf"#communities_{re.escape(readable)}-[a-z0-9]{{4}}:example\.org", alias)
+    assert is_link_alias(alias, "communities_", "example.org")
+
+
 def test_new_aliases_differ() -> None:
     assert len({new_alias("c_", "example.org") for _ in range(50)}) == 50
 
