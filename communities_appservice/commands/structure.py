@@ -26,8 +26,9 @@ async def create(req: Request) -> Text:
         req.sender, req.rest(), req.flags.get("description", ""), mode, groups, req.origin
     )
     return say(
-        "Created community <b>{}</b> ({}) with {} groups. You are its owner: accept the "
-        "invitations to the space, the announcement room and the admins room.",
+        "Created community <b>{}</b> ({}) with {} groups. You are its owner: you are invited "
+        "to the space and to the admins room; once you join the space, the bot invites you "
+        "to the announcement room and to every group.",
         community.name,
         JOIN_WORDS[mode],
         len(groups) or "no",

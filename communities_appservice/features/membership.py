@@ -1,6 +1,7 @@
 """Membership, like WhatsApp: what follows when someone joins or leaves a community room.
 
-- joining the space: the user is a member and is invited to the announcement room;
+- joining the space: the user is a member and is invited to the announcement room (an
+  admin to every group too: a room invitation arrives once the client knows the space);
 - joining a group: the user becomes a member (invited to the space and announcements);
 - leaving the space: the user is removed from announcements and, with
   `leave_space_leaves_groups`, from every group of this community (and no other);
@@ -75,6 +76,10 @@ async def _joined_space(svc: Service, event: MemberEvent) -> None:
     if await svc.db.members.add(community.space_id, event.user, now_ms()):
         log.info("new member %s in %s", event.user, community.space_id)
     await _ensure_invited(svc, community, Role.ANNOUNCEMENTS, event.user)
+    if event.user in await svc.db.admins.roles(community.space_id):
+        # An admin is in every group; invited now that their client shows the space.
+        for group in await svc.db.rooms.of_community(community.space_id, Role.GROUP):
+            await _invite_to(svc, community, group, event.user)
 
 
 @on_membership(Change.JOIN, roles=[Role.GROUP])
@@ -120,8 +125,12 @@ async def _left_group(svc: Service, event: MemberEvent) -> None:
 
 async def _ensure_invited(svc: Service, community: Community, role: Role, user: UserID) -> None:
     room: CommunityRoom | None = await svc.room_of_role(community.space_id, role)
-    if room is None:
-        return
+    if room is not None:
+        await _invite_to(svc, community, room, user)
+
+
+async def _invite_to(svc: Service, community: Community, room: CommunityRoom, user: UserID) -> None:
+    """Invite `user` unless they are there, invited or banned already."""
     if await svc.gw.membership(room.room_id, user) in (*PRESENT, "ban"):
         return
     try:

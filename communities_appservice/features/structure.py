@@ -199,13 +199,16 @@ async def _create(svc: Service, run: Run[Create]) -> str:
     await run.step("record space", record_community)
 
     async def child(key: str, title: str, role: Role, rule: str, topic: str, position: int) -> None:
+        # The space's rooms invite the owner once they have joined the space (a client
+        # shows a room invitation inside a space it knows); the admins room, outside the
+        # space, at once.
         room_id = await run.create_room(
             key,
             room_request(
                 where,
                 title,
                 topic=topic,
-                invite=admins,
+                invite=admins if role is Role.ADMINS else [],
                 power=new_power(where, role, admins),
                 state=child_state(where, space_id, role, rule),
             ),

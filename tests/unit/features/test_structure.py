@@ -36,6 +36,7 @@ from .conftest import (
     OWNER,
     STRANGER,
     CommunityMaker,
+    Homeserver,
     actions,
     calls_of,
     power_users,
@@ -80,7 +81,18 @@ async def test_create_makes_each_room_once(
     assert gateway.aliases == {}  # the operation's temporary tags are released
     for room_id in made.rooms:
         assert gateway.rooms[room_id].members[BOT] == "join"
-        assert gateway.rooms[room_id].members[OWNER] == "invite"
+    # The owner: invited to the space and the admins room; to the space's rooms once joined.
+    invited = {room_id for room_id in made.rooms if OWNER in gateway.rooms[room_id].members}
+    assert invited == {made.space, made.admins}
+
+
+async def test_the_owner_is_invited_to_the_spaces_rooms_once_they_join_it(
+    create_community: CommunityMaker, homeserver: Homeserver
+) -> None:
+    made = await create_community(groups=["Kids", "Teens"])
+    await homeserver.join(made.space, OWNER, event=True)
+    for room_id in (made.announcements, *made.groups.values()):
+        assert homeserver.membership(room_id, OWNER) == "invite"
 
 
 async def test_create_records_marker_links_and_power(
