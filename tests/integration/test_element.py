@@ -30,3 +30,24 @@ async def test_a_member_takes_back_their_own_reaction_but_no_one_elses(stack: St
     with pytest.raises(MatrixRequestError) as refused:
         await member.client.redact(ann, announcement)  # another's event: admins only
     assert refused.value.http_status == 403
+
+
+async def test_the_owner_is_invited_to_the_space_first_then_to_its_rooms(stack: Stack) -> None:
+    owner = await stack.user("owner")
+    dm = await owner.dm_bot()
+    reply = await owner.command(dm, 'create "Ordered" --groups "Kids,Teens"')
+    assert "once you join the space" in reply["body"], reply
+    assert stack.app is not None
+    [community] = [
+        c for c in await stack.app.tables.communities.all_active() if c.owner == owner.user_id
+    ]
+    rooms = await stack.app.tables.rooms.of_community(community.space_id)
+    by_role = {r.role: r.room_id for r in rooms if r.role != "group"}
+    inside = [by_role["announcements"], *(r.room_id for r in rooms if r.role == "group")]
+    assert await stack.membership(community.space_id, owner.user_id) == "invite"
+    assert await stack.membership(by_role["admins"], owner.user_id) == "invite"
+    for room_id in inside:
+        assert await stack.membership(room_id, owner.user_id) is None, room_id
+    await owner.join(community.space_id)
+    for room_id in inside:
+        await stack.wait_membership(room_id, owner.user_id, "invite")
