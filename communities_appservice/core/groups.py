@@ -31,7 +31,7 @@ from ..rules.model import MARKER_EVENT, MEGOLM, AuditAction, GroupAccess, Role, 
 from ..rules.power import adoption_problems, creator_problem
 from .notices import say
 from .operations import NOWHERE, Origin, operation
-from .rooms import link_child, quietly, record_room, site, undo_rooms
+from .rooms import link_child, quietly, record_room, show_bot_as, site, undo_rooms
 from .run import Params, Run
 from .service import Service
 
@@ -192,6 +192,7 @@ async def _group_create(svc: Service, run: Run[GroupCreate]) -> str:
     async def record() -> None:
         position = await run.step("position", lambda: svc.db.rooms.next_position(space_id))
         await record_room(svc, space_id, room_id, Role.GROUP, p.name, position, p.access)
+        await show_bot_as(svc, room_id, (await run.community()).name)
         await link_child(svc, space_id, room_id, Role.GROUP, position)
         await svc.audit(space_id, run.op.actor, AuditAction.GROUP_CREATE, room_id, p.name)
 

@@ -64,6 +64,18 @@ async def record_room(
     )
 
 
+async def show_bot_as(svc: Service, room_id: RoomID, name: str) -> bool:
+    """The bot's display name in the room becomes the community's (in room version 12 the
+    bot, as the rooms' creator, is shown as their "Owner": the community owns them); False
+    when it already was."""
+    member = await svc.gw.get_state(room_id, "m.room.member", svc.bot) or {}
+    if member.get("displayname") == name:
+        return False
+    content = {**member, "membership": "join", "displayname": name}
+    await svc.gw.send_state(room_id, "m.room.member", content, svc.bot)
+    return True
+
+
 async def link_child(
     svc: Service, space_id: RoomID, room_id: RoomID, role: Role, position: int
 ) -> None:

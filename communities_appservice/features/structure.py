@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from mautrix.types import RoomID, UserID
 
+from ..core.checks import RoomCheck, check
 from ..core.groups import Groups
 from ..core.notices import say
 from ..core.operations import NOWHERE, Origin, operation
-from ..core.rooms import link_child, quietly, record_room, site, undo_rooms, unlink
+from ..core.rooms import link_child, quietly, record_room, show_bot_as, site, undo_rooms, unlink
 from ..core.run import Params, Run
 from ..core.service import Service
 from ..db import now_ms
@@ -115,6 +116,8 @@ class Structure:
         await svc.db.communities.set_name(community.space_id, name)
         await svc.db.rooms.set_name(community.space_id, name)
         await svc.audit(community.space_id, sender, AuditAction.RENAME, community.space_id, name)
+        rooms = await svc.db.rooms.of_community(community.space_id)
+        await bounded(quietly(show_bot_as(svc, room.room_id, name)) for room in rooms)
 
     async def describe(self, community: Community, sender: UserID, text: str) -> None:
         svc = self.svc
@@ -195,6 +198,7 @@ async def _create(svc: Service, run: Run[Create]) -> str:
                 await svc.db.admins.put(space_id, owner, AdminRole.OWNER, now_ms())
         await record_room(svc, space_id, space_id, Role.SPACE, name, SPACE_POSITION)
         await svc.gw.send_state(space_id, MARKER_EVENT, marker_content(space_id, Role.SPACE))
+        await show_bot_as(svc, space_id, name)
 
     await run.step("record space", record_community)
 
@@ -216,6 +220,7 @@ async def _create(svc: Service, run: Run[Create]) -> str:
 
         async def record() -> None:
             await record_room(svc, space_id, room_id, role, title, position)
+            await show_bot_as(svc, room_id, name)
             if role is not Role.ADMINS:
                 await link_child(svc, space_id, room_id, role, position)
 
@@ -223,7 +228,7 @@ async def _create(svc: Service, run: Run[Create]) -> str:
 
     await child(
         "announcements",
-        f"{name} · Announcements",
+        f"📢 {name} · Announcements",
         Role.ANNOUNCEMENTS,
         "restricted",
         f"Announcements of {name}",
@@ -236,7 +241,7 @@ async def _create(svc: Service, run: Run[Create]) -> str:
     )
     await child(
         "admins",
-        f"{name} · Admins",
+        f"🛡️ {name} · Admins",
         Role.ADMINS,
         "invite",
         f"Admins of {name}: join requests, alerts and audit notes",
@@ -272,3 +277,11 @@ async def _group_remove(svc: Service, run: Run[GroupRemove]) -> str:
         lambda: svc.audit(space_id, run.op.actor, AuditAction.GROUP_REMOVE, p.room_id, p.name),
     )
     return say("Removed {} from the community.", p.name).plain
+
+
+@check(Role.SPACE, Role.ANNOUNCEMENTS, Role.GROUP, Role.ADMINS)
+async def _bot_shows_as_the_community(check: RoomCheck) -> None:
+    """In every room the bot goes by the community's name (rooms made before it did, or
+    renamed since)."""
+    if await show_bot_as(check.svc, check.room.room_id, check.community.name):
+        await check.repaired(say("the bot now shows as {}", check.community.name).plain)

@@ -169,7 +169,7 @@ async def test_a_member_never_invited_to_the_announcements_is_invited(
     assert await tables.members.is_member(made.space, ALICE)
     assert homeserver.membership(made.announcements, ALICE) == "invite"
     assert repairs == [
-        "Parents · Announcements: members of the space invited who never had been: 1"
+        "📢 Parents · Announcements: members of the space invited who never had been: 1"
     ]
 
 

@@ -14,6 +14,7 @@ import pytest
 from mautrix.types import RoomID
 
 from communities_appservice.core.groups import Groups
+from communities_appservice.core.reconcile import Reconciler
 from communities_appservice.core.service import Service
 from communities_appservice.db import Tables
 from communities_appservice.errors import Forbidden, LimitReached, Pending, Undone
@@ -72,10 +73,10 @@ async def test_create_makes_each_room_once(
     names = [request["name"] for (request,) in calls_of(gateway, "create_room")]
     assert names == [
         "Parents",
-        "Parents · Announcements",
+        "📢 Parents · Announcements",
         "Kids",
         "Teens",
-        "Parents · Admins",
+        "🛡️ Parents · Admins",
     ]
     assert set(gateway.rooms) == set(made.rooms)
     assert gateway.aliases == {}  # the operation's temporary tags are released
@@ -289,7 +290,7 @@ async def test_group_limit_afterwards(
 # --- failures -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("refused", ["Teens", "Parents · Admins"])
+@pytest.mark.parametrize("refused", ["Teens", "🛡️ Parents · Admins"])
 async def test_a_refusal_midway_undoes_everything(
     service: Service,
     gateway: RecordingGateway,
@@ -350,3 +351,25 @@ async def test_a_retry_cancelled_before_it_starts_is_closed() -> None:
         assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED
     finally:
         work.close()  # the test's own clean-up, so no warning escapes it
+
+
+async def test_the_bot_goes_by_the_communitys_name_in_its_rooms(
+    create_community: CommunityMaker, gateway: RecordingGateway, service: Service
+) -> None:
+    """In room version 12 the bot, as creator, shows as "Owner": the community owns them."""
+    made = await create_community(groups=["Kids"])
+    for room_id in made.rooms:
+        assert state(gateway, room_id, "m.room.member", BOT)["displayname"] == "Parents"
+    await Structure(service).rename(made.community, OWNER, "Parents Berlin")
+    for room_id in made.rooms:
+        assert state(gateway, room_id, "m.room.member", BOT)["displayname"] == "Parents Berlin"
+
+
+async def test_reconciliation_names_the_bot_in_older_rooms(
+    create_community: CommunityMaker, gateway: RecordingGateway, service: Service
+) -> None:
+    made = await create_community(groups=())
+    gateway.rooms[made.announcements].state[("m.room.member", BOT)] = {"membership": "join"}
+    findings = await Reconciler(service).community(made.community)
+    assert state(gateway, made.announcements, "m.room.member", BOT)["displayname"] == "Parents"
+    assert findings.repairs == ["📢 Parents · Announcements: the bot now shows as Parents"]
