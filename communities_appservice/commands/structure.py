@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..core.notices import Text, lines, say
 from ..features.structure import Structure
-from ..rules.model import AdminRole, GroupAccess, JoinMode
+from ..matrix.gateway import matrix_to
+from ..rules.model import AdminRole, GroupAccess, JoinMode, Role
 from . import args
 from .args import ACCESS_WORDS, JOIN_WORDS
 from .framework import Need, Request, command
@@ -45,6 +46,12 @@ async def info(req: Request) -> Text:
     groups = ", ".join(g.name for g in view.groups) or "none yet"
     health = [say("⚠️ <b>Degraded</b>: {} problem(s) need an admin:", len(view.problems))]
     health += [say("• {}", text) for text in view.problems.values()]
+    extra: list[Text] = []
+    admins_room = await req.service.room_of_role(c.space_id, Role.ADMINS)
+    if admins_room is not None and await req.service.is_admin(c.space_id, req.sender):
+        # Not a child of the space (by design), so admins find it here.
+        link = matrix_to(admins_room.room_id)
+        extra.append(say('Admins room: <a href="{}">{}</a>', link, admins_room.name))
     return lines(
         *(health if view.problems else []),
         say(
@@ -61,6 +68,7 @@ async def info(req: Request) -> Text:
             owner,
             view.members,
         ),
+        *extra,
     )
 
 

@@ -74,7 +74,8 @@ async def test_info(made: Made, dispatcher: Dispatcher, gateway: RecordingGatewa
     event, reply = await run(dispatcher, gateway, made.admins, OWNER, "!community info")
     assert reply["body"] == (
         "Parents <&>\n<i>we</i> care\nJoin: approval by an admin\nGroups (2/3): Kids, Teens\n"
-        f"Admins: 1/3 (owner {OWNER})\nMembers: 0"
+        f"Admins: 1/3 (owner {OWNER})\nMembers: 0\n"
+        f"Admins room: https://matrix.to/#/{made.admins}"  # for admins: not in the space
     )
     assert reply["formatted_body"].startswith(
         "<b>Parents &lt;&amp;&gt;</b><br>&lt;i&gt;we&lt;/i&gt; care<br>"
@@ -226,3 +227,11 @@ async def test_help_names_limits_by_their_value(
     assert f"at most {limit} admins" in reply["body"] and "max_admins" not in reply["body"]
     _, reply = await run(dispatcher, gateway, made.admins, OWNER, "!community help admin add")
     assert f"at most {limit} admins" in reply["body"]
+
+
+async def test_info_shows_members_no_admins_room(
+    made: Made, dispatcher: Dispatcher, gateway: RecordingGateway, homeserver: Homeserver
+) -> None:
+    await homeserver.join(made.space, ALICE, event=True)
+    _, reply = await run(dispatcher, gateway, made.announcements, ALICE, "!community info")
+    assert "Members: 1" in reply["body"] and "Admins room" not in reply["body"]
