@@ -14,7 +14,8 @@ from typing import Any
 
 from mautrix.types import RoomID, UserID
 
-from ..core.notices import say
+from ..core.dms import dm_with
+from ..core.notices import notice, say, txn_key
 from ..core.operations import NOWHERE, Origin, operation
 from ..core.run import Params, Run
 from ..core.service import Service
@@ -23,6 +24,7 @@ from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Conflict
 from ..matrix.errors import MatrixError, is_transient
+from ..matrix.gateway import matrix_to
 from ..rules.ids import check_user_id
 from ..rules.limits import (
     check_can_add_admin,
@@ -192,6 +194,33 @@ async def _admin_add(svc: Service, run: Run[AdminAdd]) -> str:
                 log.warning("could not invite %s to the admins room: %s", user, e.errcode)
 
     await run.step("invite", invite)
+
+    async def welcome() -> None:
+        """A DM to the new admin with the way into the admins room, which is not in the
+        space (by design) and so cannot be found from it."""
+        admins = await svc.room_of_role(space_id, Role.ADMINS)
+        if admins is None:
+            return
+        prefix = svc.config.communities.command_prefix
+        text = say(
+            "You are now an admin of <b>{}</b>. Its admins room — join requests, alerts and "
+            'the audit notes — is <a href="{}">{}</a>; it is not in the space, so this link '
+            "is the way in. <code>{} help</code> lists what admins can do.",
+            community.name,
+            matrix_to(admins.room_id),
+            admins.name,
+            prefix,
+        )
+        try:
+            dm = await dm_with(svc, user)
+            txn_id = txn_key("admin welcome", str(run.op.id))
+            await svc.gw.send_message(dm, "m.room.message", notice(text), txn_id)
+        except MatrixError as e:  # they refuse DMs from the bot, say: the promotion stands
+            if is_transient(e):
+                raise
+            log.warning("could not tell %s of their promotion: %s", user, e.errcode)
+
+    await run.step("welcome", welcome)
     result = "ok" if not refused else f"refused in {', '.join(refused)}"
     await run.step(
         "audit", lambda: svc.audit(space_id, run.op.actor, AuditAction.ADMIN_ADD, user, "", result)

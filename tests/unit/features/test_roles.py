@@ -49,6 +49,17 @@ async def test_add_admin_everywhere(
     assert (await actions(tables, made.space))[-1] == "admin add"
 
 
+async def test_a_new_admin_is_shown_the_way_into_the_admins_room(
+    made: Made, service: Service, gateway: RecordingGateway
+) -> None:
+    await Roles(service).add_admin(made.community, OWNER, ALICE)
+    dm = await service.db.bot_dms.get(ALICE)
+    assert dm is not None
+    [told] = gateway.sent(dm)
+    assert "You are now an admin of" in told["body"]
+    assert f'href="https://matrix.to/#/{made.admins}"' in told["formatted_body"]
+
+
 async def test_add_admin_needs_a_member(made: Made, service: Service, tables: Tables) -> None:
     with pytest.raises(Conflict, match="has not joined"):
         await Roles(service).add_admin(made.community, OWNER, UserID("@dave:example.org"))
