@@ -70,6 +70,8 @@ class Welcome:
         parts = [_block(say("Welcome to {}", community.name), welcome)] if welcome else []
         if community_rules:
             parts.append(_block(say("Rules"), community_rules))
+        # Clients show the bot as the rooms' "Owner" (it made them): say who the person is.
+        parts.append(say("Its owner is {}.", community.owner))
         room_id = await dm_with(svc, user)
         txn = txn_key("welcome", community.space_id, user)
         await svc.gw.send_message(room_id, "m.room.message", notice(paragraphs(*parts)), txn)

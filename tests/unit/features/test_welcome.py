@@ -85,7 +85,9 @@ async def test_a_new_member_is_greeted_once_by_dm(
     assert dm is not None
     [content] = gateway.sent(dm)
     assert content["msgtype"] == "m.notice" and content["m.mentions"] == {}
-    assert content["body"] == "Welcome to Parents <&>\nHello <you>!\n\nRules\nBe kind."
+    assert content["body"] == (
+        f"Welcome to Parents <&>\nHello <you>!\n\nRules\nBe kind.\n\nIts owner is {OWNER}."
+    )
     assert "Hello &lt;you&gt;!" in content["formatted_body"]
     # Leaving and joining again: no second greeting, no second DM.
     await homeserver.set(made.space, ALICE, "leave", event=True)
