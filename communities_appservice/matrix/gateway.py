@@ -108,7 +108,7 @@ class MatrixGateway:
         return dict(result) if isinstance(result, dict) else {"chunk": result}
 
     async def ensure_registered(self, displayname: str) -> None:
-        """Register the bot user once (M_USER_IN_USE means done) and set its display name."""
+        """Register the bot user once (M_USER_IN_USE means done) and give it its display name."""
         localpart = self.bot[1:].split(":", 1)[0]
         try:
             await self._request(
@@ -123,9 +123,18 @@ class MatrixGateway:
         except MatrixError as e:
             if e.errcode != "M_USER_IN_USE":
                 raise
-        await self._request(
-            Method.PUT, Path.v3.profile[self.bot].displayname, {"displayname": displayname}
-        )
+        # Set only when it differs: the homeserver copies a new profile name into every room,
+        # over the name the bot goes by there (the community's).
+        try:
+            profile = await self._request(Method.GET, Path.v3.profile[self.bot].displayname)
+        except MatrixError as e:
+            if e.status != 404:
+                raise
+            profile = {}
+        if profile.get("displayname") != displayname:
+            await self._request(
+                Method.PUT, Path.v3.profile[self.bot].displayname, {"displayname": displayname}
+            )
 
     async def ping(self, appservice_id: str) -> None:
         """Ask the homeserver to reach us now (it also retries transactions it held back)."""
