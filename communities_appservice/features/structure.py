@@ -112,12 +112,15 @@ class Structure:
     async def rename(self, community: Community, sender: UserID, name: str) -> None:
         svc = self.svc
         name = check_name(name)
-        await svc.gw.send_state(community.space_id, "m.room.name", {"name": name})
-        await svc.db.communities.set_name(community.space_id, name)
-        await svc.db.rooms.set_name(community.space_id, name)
+        # Under the community's lock: reconciliation, which takes it too, sees the records
+        # and the rooms (the bot's name in each) agree, never half of the change.
+        async with svc.ops.lock(community.space_id):
+            await svc.gw.send_state(community.space_id, "m.room.name", {"name": name})
+            await svc.db.communities.set_name(community.space_id, name)
+            await svc.db.rooms.set_name(community.space_id, name)
+            rooms = await svc.db.rooms.of_community(community.space_id)
+            await bounded(quietly(show_bot_as(svc, room.room_id, name)) for room in rooms)
         await svc.audit(community.space_id, sender, AuditAction.RENAME, community.space_id, name)
-        rooms = await svc.db.rooms.of_community(community.space_id)
-        await bounded(quietly(show_bot_as(svc, room.room_id, name)) for room in rooms)
 
     async def describe(self, community: Community, sender: UserID, text: str) -> None:
         svc = self.svc
