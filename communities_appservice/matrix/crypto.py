@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]
 from mautrix.client import Client
 from mautrix.client.state_store.asyncpg import PgStateStore
 from mautrix.crypto import OlmMachine, PgCryptoStore, RejectKeyShare
@@ -40,6 +42,7 @@ from mautrix.types import (
     LoginType,
     Member,
     Membership,
+    MemberStateEventContent,
     RequestedKeyInfo,
     RoomEventFilter,
     RoomFilter,
@@ -59,6 +62,7 @@ log = logging.getLogger("communities.crypto")
 DEVICE_NAME = "Communities"
 START_RETRY_FIRST = 1.0  # seconds before the set-up is tried again, doubling up to the max
 START_RETRY_MAX = 30.0
+MEMBER_WRITE_ATTEMPTS = 5
 
 
 class CannotDecrypt(Exception):
@@ -319,12 +323,28 @@ class BotCrypto:
                     targets: dict[UserID, str] = await members()
                     # The whole member list, also of members who joined before the bot (an
                     # adopted room): a new device of any of them rotates the session.
-                    await self.state.set_members(
+                    await self._record_members(
                         room, {u: Member(membership=Membership(m)) for u, m in targets.items()}
                     )
                     await self.machine.share_group_session(room, list(targets))
                     encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
         return dict(encrypted.serialize())
+
+    async def _record_members(
+        self, room: RoomID, members: dict[UserID, Member | MemberStateEventContent]
+    ) -> None:
+        """The state store's member list of the room replaced by `members`. The store
+        deletes and then copies the rows; a member event recorded in between (the router's
+        `track_state`, at the same moment) makes the copy collide with it: tried again."""
+        for attempt in range(MEMBER_WRITE_ATTEMPTS):
+            try:
+                await self.state.set_members(room, members)
+                return
+            except (asyncpg.UniqueViolationError, sqlite3.IntegrityError):
+                if attempt == MEMBER_WRITE_ATTEMPTS - 1:
+                    raise
+                log.info("member list of %s written meanwhile; writing it again", room)
+                await asyncio.sleep(0.05 * (attempt + 1))
 
     async def rotate(self, room_id: RoomID) -> None:
         """Forget the room's outgoing Megolm session: the next message starts a new one,
