@@ -6,7 +6,6 @@ Nothing here is about one feature: every feature declares itself and is imported
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp
@@ -19,7 +18,7 @@ from .core.service import Service
 from .db import Tables, create_database
 from .logs import silence_bodies
 from .matrix.crypto import BotCrypto
-from .matrix.errors import MatrixError, brief, is_transient
+from .matrix.errors import MatrixError, persistently
 from .matrix.gateway import MatrixGateway
 from .matrix.router import Router
 from .matrix.server import AppserviceServer
@@ -85,18 +84,9 @@ class App:
 
     async def _register_bot(self) -> None:
         """Wait for the homeserver (with backoff) and make sure the bot user exists."""
-        assert self.gateway is not None
-        delay = 1.0
-        while True:
-            try:
-                await self.gateway.ensure_registered(self.config.appservice.bot_displayname)
-                return
-            except Exception as e:
-                if not is_transient(e):
-                    raise
-                log.warning("homeserver not reachable (%s); retrying in %.0fs", brief(e), delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30)
+        gateway, name = self.gateway, self.config.appservice.bot_displayname
+        assert gateway is not None
+        await persistently("reaching the homeserver", lambda: gateway.ensure_registered(name))
 
     async def _start_crypto(self) -> None:
         assert self.gateway is not None

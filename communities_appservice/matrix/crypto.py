@@ -56,12 +56,10 @@ from mautrix.types import (
 )
 from mautrix.util.async_db import Database
 
-from .errors import brief, is_transient
+from .errors import is_transient, persistently
 
 log = logging.getLogger("communities.crypto")
 DEVICE_NAME = "Communities"
-START_RETRY_FIRST = 1.0  # seconds before the set-up is tried again, doubling up to the max
-START_RETRY_MAX = 30.0
 MEMBER_WRITE_ATTEMPTS = 5
 
 
@@ -127,17 +125,7 @@ class BotCrypto:
         await self.crypto_db.start()
         await self.state_db.start()
         await self.store.open()
-        delay = START_RETRY_FIRST
-        while True:
-            try:
-                await self._set_up()
-                break
-            except Exception as e:
-                if not is_transient(e):
-                    raise
-                log.warning("encryption set-up failed (%s); retrying in %.0fs", brief(e), delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, START_RETRY_MAX)
+        await persistently("the encryption's set-up", self._set_up)
         if not self.appservice_mode:
             self._sync_task = self.client.start(self._sync_filter())
         log.info(

@@ -87,3 +87,21 @@ async def patiently(call: Callable[[], Awaitable[T]]) -> T:
             log.info("trying again in %.1fs: %s", pause, brief(e))
         await asyncio.sleep(pause)
     return await call()
+
+
+async def persistently(
+    what: str, call: Callable[[], Awaitable[T]], first: float = 1.0, most: float = 30.0
+) -> T:
+    """`call` until it succeeds: a transient failure is waited out with backoff (`first`
+    seconds, doubling up to `most`), a refusal propagates. For start-up, which must not fail
+    because the homeserver is away for a while."""
+    delay = first
+    while True:
+        try:
+            return await call()
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            log.warning("%s failed (%s); retrying in %.0fs", what, brief(e), delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, most)
