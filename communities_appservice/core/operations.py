@@ -250,11 +250,12 @@ class Operations:
             raise Conflict("Operation #{} is not running.", op_id)
         kind = KINDS.get(op.kind)
         reason = say("cancelled by {}", actor).plain
+        task = self._retrying.pop(op.id, None)
+        if task is not None:  # stopped first: it could record the problem again
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if op.space_id:
             await self.db.problems.delete(op.space_id, stalled_key(op.id))
-        task = self._retrying.pop(op.id, None)
-        if task is not None:
-            task.cancel()
         if kind is None or kind.undo is None:
             await self.db.operations.finish(op.id, OpState.FAILED, reason, now_ms())
             log.info("operation %d (%s) %s", op.id, op.kind, reason)

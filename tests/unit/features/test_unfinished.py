@@ -41,8 +41,11 @@ async def test_a_stalled_operation_is_reported_listed_and_undone_on_cancel(
     async def reported() -> bool:
         return stalled_key(op.id) in await service.db.problems.of(made.space)
 
+    async def told() -> bool:  # the notice follows the problem's record
+        return any(f"operations cancel #{op.id}" in m["body"] for m in gateway.sent(made.admins))
+
     await until(reported, "the stalled operation to be a problem")
-    assert any(f"operations cancel #{op.id}" in m["body"] for m in gateway.sent(made.admins))
+    await until(told, "the admins to be told how to cancel the stalled operation")
 
     said = await Unfinished(service).cancel(made.community, OWNER, f"#{op.id}")
     assert said == f"Undoing operation #{op.id} (group create)."
