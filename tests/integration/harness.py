@@ -350,6 +350,16 @@ class Stack:
 
         await eventually(probe, f"{user_id} to be {membership} in {room_id}")
 
+    async def wait_member(self, space_id: str, user_id: str) -> None:
+        """Until the service has recorded `user_id` as a member of the community (its space
+        worker does, after the join; commands sent from a DM look the community up there)."""
+
+        async def probe() -> bool:
+            assert self.app is not None
+            return await self.app.tables.members.is_member(RoomID(space_id), UserID(user_id))
+
+        await eventually(probe, f"{user_id} to be recorded as a member of {space_id}")
+
     async def reply_to(self, user: User, room_id: str, event_id: str) -> dict[str, Any]:
         async def probe() -> dict[str, Any] | None:
             response = await user.client.get_messages(

@@ -37,6 +37,12 @@ async def test_knock_is_announced_then_approved(stack: Stack) -> None:
         return len(await bot_events(owner, rooms["admins"])) > before
 
     await eventually(announced, "the knock to be announced in the admins room")
+
+    async def recorded() -> bool:  # the request is written after its announcement
+        assert stack.app is not None
+        return await stack.app.tables.join_requests.get(space, asker.user_id) is not None
+
+    await eventually(recorded, "the knock to be recorded")
     listing = await owner.command(dm, "requests")
     assert asker.user_id in listing["body"] and "class 3b" in listing["body"], listing
 

@@ -110,8 +110,7 @@ async def test_a_group_member_who_declines_the_community_is_swept_out(stack: Sta
     await stack.wait_membership(rooms["space"], newcomer.user_id, "invite")
     await newcomer.client.leave_room(rooms["space"])  # type: ignore[arg-type]
     await stack.wait_membership(rooms["space"], newcomer.user_id, "leave")
-    await stack.idle()
-    assert await stack.membership(group.room_id, newcomer.user_id) == "join"
+    # No event removes them; the service's own sweep may already (it runs in the background).
 
     community = await stack.app.tables.communities.get(rooms["space"])
     assert community is not None

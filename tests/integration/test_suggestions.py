@@ -11,6 +11,7 @@ async def test_suggest_accept_and_reject(stack: Stack) -> None:
     member = await stack.user("member")
     await member.join(rooms["space"])
     dm = await member.dm_bot()
+    await stack.wait_member(rooms["space"], member.user_id)
     reply = await member.command(dm, "group suggest Chess club")
     assert "Suggested Chess club (#" in reply["body"], reply
     chess = reply["body"].split("(#")[1].split(")")[0]

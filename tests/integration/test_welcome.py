@@ -35,6 +35,7 @@ async def test_rules_are_pinned_and_replaced(stack: Stack) -> None:
     member = await stack.user("member")
     member_dm = await member.dm_bot()
     await member.join(rooms["space"])
+    await stack.wait_member(rooms["space"], member.user_id)
     reply = await member.command(member_dm, "rules set Mine")
     assert "Only admins" in reply["body"], reply
 
