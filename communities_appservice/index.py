@@ -9,12 +9,14 @@ nothing per feature; a test checks that no module of `features/` or `commands/` 
 
 from __future__ import annotations
 
+from .commands import announcements as announcements
 from .commands import audit as audit
 from .commands import help as help
 from .commands import joining as joining
 from .commands import links as links
 from .commands import moderation as moderation
 from .commands import roles as roles
+from .commands import schedule as schedule
 from .commands import structure as structure
 from .commands import suggestions as suggestions
 from .commands import unfinished as unfinished

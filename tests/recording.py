@@ -31,6 +31,7 @@ class Room:
     members: dict[UserID, str] = field(default_factory=dict)  # user → membership
     member_senders: dict[UserID, UserID] = field(default_factory=dict)
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: dict[EventID, dict[str, Any]] = field(default_factory=dict)  # every message, by id
 
 
 class RecordingGateway:
@@ -42,6 +43,7 @@ class RecordingGateway:
         self.rooms: dict[RoomID, Room] = {}
         self.aliases: dict[str, RoomID] = {}
         self.uploads: list[tuple[bytes, str, str]] = []
+        self.media_store: dict[str, bytes] = {}  # mxc URI → what a download returns
         self.calls: list[Call] = []
         self.encrypted_media = False
         self.txns: dict[tuple[RoomID, str], EventID] = {}  # (room, txn id) → the event sent
@@ -57,6 +59,19 @@ class RecordingGateway:
     def sent(self, room_id: str) -> list[dict[str, Any]]:
         """The contents of the messages sent to a room, in order."""
         return [content for _, content in self.rooms[RoomID(room_id)].messages]
+
+    def post(self, room_id: str, sender: str, content: dict[str, Any]) -> EventID:
+        """A message someone sent in a room (the bot can read it with `get_event`)."""
+        room = self._room(RoomID(room_id))
+        event_id = self._event_id()
+        room.events[event_id] = {
+            "type": "m.room.message",
+            "room_id": room_id,
+            "sender": sender,
+            "event_id": event_id,
+            "content": content,
+        }
+        return event_id
 
     def add_room(
         self,
@@ -162,6 +177,13 @@ class RecordingGateway:
             return self.txns[(room_id, txn_id)]
         room.messages.append((event_type, content))
         event_id = self._event_id()
+        room.events[event_id] = {
+            "type": event_type,
+            "room_id": room_id,
+            "sender": self.bot,
+            "event_id": event_id,
+            "content": content,
+        }
         if txn_id:
             self.txns[(room_id, txn_id)] = event_id
         return event_id
@@ -258,7 +280,24 @@ class RecordingGateway:
     async def upload(self, data: bytes, content_type: str, filename: str) -> ContentURI:
         self._record("upload", content_type, filename)
         self.uploads.append((data, content_type, filename))
-        return ContentURI(f"mxc://{self.server_name}/media{len(self.uploads)}")
+        uri = f"mxc://{self.server_name}/media{len(self.uploads)}"
+        self.media_store[uri] = data
+        return ContentURI(uri)
+
+    async def download(self, content: dict[str, Any]) -> bytes:
+        file = content.get("file")
+        url = str(file.get("url") if isinstance(file, dict) else content.get("url"))
+        self._record("download", url)
+        if url not in self.media_store:
+            raise MatrixError("M_NOT_FOUND", "Not found", 404)
+        return self.media_store[url]
+
+    async def get_event(self, room_id: RoomID, event_id: EventID) -> dict[str, Any]:
+        self._record("get_event", room_id, event_id)
+        room = self._visible(room_id)
+        if event_id not in room.events:
+            raise MatrixError("M_NOT_FOUND", "Event not found", 404)
+        return dict(room.events[event_id])
 
     async def media(
         self, room_id: RoomID, data: bytes, content_type: str, filename: str

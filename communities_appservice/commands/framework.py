@@ -31,7 +31,7 @@ from ..db.room import CommunityRoom
 from ..errors import Forbidden, Invalid, NotFound, UserError, isolated
 from ..matrix.errors import brief, is_transient
 from ..rules.model import Permission
-from .parse import command_text, split_flags, tokenize
+from .parse import body_text, command_text, leading_flags, spans, split_flags, tokenize
 
 log = logging.getLogger("communities.commands")
 
@@ -75,9 +75,25 @@ class Request:
     service: Service
     group_room: CommunityRoom | None = None
     thread_root: EventID | None = None
+    reply_to: EventID | None = None  # the message the command answers (a rich reply)
+    # Text commands (text=True): the message as typed after the prefix, and where the text
+    # after `args[:i]` begins in it (`cuts[i]`), so that free text is kept verbatim.
+    source: str = ""
+    cuts: list[int] = field(default_factory=list)
 
     def rest(self) -> str:
         return " ".join(self.args)
+
+    @property
+    def text(self) -> str:
+        """A text command's text after its leading flags, verbatim."""
+        return self.source[self.cuts[0] :].strip() if self.cuts else self.rest()
+
+    def text_after(self, n: int, known: Mapping[str, type]) -> tuple[dict[str, Any], str]:
+        """A text command's flags right after its first `n` arguments, and the text after
+        them, verbatim."""
+        flags, end = leading_flags(self.args, known, n)
+        return flags, self.source[self.cuts[end] :].strip()
 
     @property
     def origin(self) -> Origin:
@@ -110,6 +126,7 @@ class Spec:
     max_args: int | None = None
     community: bool = True
     group: bool = False  # acts on one group of the community: --group, or the room it is in
+    text: bool = False  # ends with free text: flags only before it, the text kept verbatim
 
     @property
     def usage_line(self) -> str:
@@ -130,6 +147,7 @@ def command(
     max_args: int | None = None,
     community: bool = True,
     group: bool = False,
+    text: bool = False,
 ) -> Callable[[Handler], Handler]:
     if len(name.split()) > MAX_COMMAND_WORDS:
         raise ValueError(f"command names have at most {MAX_COMMAND_WORDS} words: {name!r}")
@@ -148,6 +166,7 @@ def command(
             max_args=max_args,
             community=community,
             group=group,
+            text=text,
         )
         return handler
 
@@ -179,6 +198,8 @@ class Incoming:
     event_id: EventID
     text: str
     thread_root: EventID | None
+    body: str = ""  # the plain body after the prefix (Markdown kept): what text commands read
+    reply_to: EventID | None = None
 
 
 class Dispatcher:
@@ -203,12 +224,18 @@ class Dispatcher:
             rest = ""
         relates = content.get("m.relates_to") or {}
         thread = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+        # In a thread, a reply to the thread's last message is only the fallback.
+        replied = None if relates.get("is_falling_back") else relates.get("m.in_reply_to")
+        replied_id = replied.get("event_id") if isinstance(replied, dict) else None
+        body = body_text(content).strip()
         return Incoming(
             sender=UserID(str(event["sender"])),
             room_id=RoomID(str(event["room_id"])),
             event_id=EventID(str(event["event_id"])),
             text=rest,
             thread_root=EventID(str(thread)) if thread else None,
+            body=body[len(self.prefix) :] if body.lower().startswith(self.prefix.lower()) else "",
+            reply_to=EventID(str(replied_id)) if isinstance(replied_id, str) else None,
         )
 
     async def handle(self, incoming: Incoming) -> EventID:
@@ -240,15 +267,29 @@ class Dispatcher:
         try:
             tokens = tokenize(incoming.text)
         except Invalid as e:
+            named: Spec | None = None
             with contextlib.suppress(NotFound):
-                e.usage = find_spec(incoming.text.split())[0].usage_line
-            raise
+                named = find_spec(incoming.text.split())[0]
+            if named is None or not named.text:
+                e.usage = named.usage_line if named else None
+                raise
+            tokens = tokenize(incoming.text, strict=False)  # a quote in free text is text
         if not tokens:
             tokens = ["help"]
         spec, rest = find_spec(tokens)
         known = {**spec.flags, "community": str, **({"group": str} if spec.group else {})}
+        words = len(tokens) - len(rest)
+        source, cuts = "", []
         try:
-            args, flags = split_flags(rest, known)
+            if spec.text:  # flags first, then the text as typed (Markdown: the plain body)
+                source = incoming.body or incoming.text
+                spanned = spans(source, strict=False)
+                args = [token for token, _ in spanned[words:]]
+                flags, first = leading_flags(args, known)
+                args = args[first:]
+                cuts = [end for _, end in spanned[words + first - 1 :]]
+            else:
+                args, flags = split_flags(rest, known)
             if len(args) < spec.min_args or (
                 spec.max_args is not None and len(args) > spec.max_args
             ):
@@ -272,6 +313,9 @@ class Dispatcher:
             service=self.svc,
             group_room=group,
             thread_root=incoming.thread_root,
+            reply_to=incoming.reply_to,
+            source=source,
+            cuts=cuts,
         )
         try:
             return await spec.handler(request)

@@ -21,7 +21,6 @@ _QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"'}
 def command_text(content: Mapping[str, Any]) -> str:
     """The command as typed: mention pills become the MXIDs they point at, and the quoted
     message a reply carries (its fallback) is dropped."""
-    body = str(content.get("body", ""))
     formatted = content.get("formatted_body")
     if not isinstance(formatted, str) or content.get("format") != "org.matrix.custom.html":
         formatted = ""
@@ -30,6 +29,13 @@ def command_text(content: Mapping[str, Any]) -> str:
         text = _PILL.sub(lambda m: unquote(m.group(1)), text)
         text = re.sub(r"<br\s*/?>", "\n", text)
         return html.unescape(re.sub(r"<[^>]+>", "", text))
+    return body_text(content)
+
+
+def body_text(content: Mapping[str, Any]) -> str:
+    """The plain body as typed (Markdown stays Markdown), without a reply's quote: the text
+    of an announcement."""
+    body = str(content.get("body", ""))
     if (content.get("m.relates_to") or {}).get("m.in_reply_to") and body.startswith("> "):
         lines = body.split("\n")
         while lines and lines[0].startswith(">"):
@@ -38,29 +44,59 @@ def command_text(content: Mapping[str, Any]) -> str:
     return body
 
 
-def tokenize(text: str) -> list[str]:
-    """Split on white space; double quotes group words. Unclosed quotes are an error."""
-    for fancy, plain in _QUOTES.items():
-        text = text.replace(fancy, plain)
-    tokens: list[str] = []
+def tokenize(text: str, *, strict: bool = True) -> list[str]:
+    """Split on white space; double quotes group words. Unclosed quotes are an error (or,
+    not `strict`, run to the end)."""
+    return [token for token, _ in spans(text, strict=strict)]
+
+
+def spans(text: str, *, strict: bool = True) -> list[tuple[str, int]]:
+    """`tokenize`, with where each token ends in `text` (so that what follows a few words
+    can be taken verbatim, line breaks and all)."""
+    tokens: list[tuple[str, int]] = []
     current: list[str] = []
     quoted = in_token = False
-    for ch in text:
+    for i, ch in enumerate(text):
+        ch = _QUOTES.get(ch, ch)
         if ch == '"':
             quoted = not quoted
             in_token = True
         elif ch.isspace() and not quoted:
             if in_token:
-                tokens.append("".join(current))
+                tokens.append(("".join(current), i))
             current, in_token = [], False
         else:
             current.append(ch)
             in_token = True
-    if quoted:
+    if quoted and strict:
         raise Invalid("A quotation mark is not closed.")
     if in_token:
-        tokens.append("".join(current))
+        tokens.append(("".join(current), len(text)))
     return tokens
+
+
+def leading_flags(
+    tokens: list[str], known: Mapping[str, type], start: int = 0
+) -> tuple[dict[str, Any], int]:
+    """The `--flag [value]` pairs from `tokens[start]` up to the first other word, and the
+    index of that word: for commands whose last argument is free text."""
+    end = start
+    while end < len(tokens) and _is_flag(tokens[end]):
+        name = _flag_name(tokens[end])
+        takes_value = known.get(name) is not bool and "=" not in tokens[end]
+        end += 2 if takes_value else 1
+    flags = split_flags(tokens[start:end], known)[1]
+    return flags, min(end, len(tokens))
+
+
+def _is_flag(token: str) -> bool:
+    return (token.startswith("--") and token != "--") or (
+        token.startswith("\u2014") and len(token) > 1
+    )
+
+
+def _flag_name(token: str) -> str:
+    return token.lstrip("-\u2014").partition("=")[0]
 
 
 def split_flags(tokens: list[str], known: Mapping[str, type]) -> tuple[list[str], dict[str, Any]]:
@@ -70,13 +106,11 @@ def split_flags(tokens: list[str], known: Mapping[str, type]) -> tuple[list[str]
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        if token.startswith("\u2014") and len(token) > 1:
-            token = "--" + token[1:]
-        if not token.startswith("--") or token == "--":
+        if not _is_flag(token):
             args.append(tokens[i])
             i += 1
             continue
-        name, has_value, value = token[2:].partition("=")
+        name, has_value, value = token.lstrip("-\u2014").partition("=")
         kind = known.get(name)
         if kind is None:
             raise Invalid("Unknown option --{}.", name)

@@ -14,12 +14,13 @@ import secrets
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import ClientSession
 from mautrix.api import MediaPath, Method, Path
 from mautrix.client import Client
 from mautrix.client.state_store import MemoryStateStore
-from mautrix.crypto.attachments import encrypt_attachment
-from mautrix.errors import MatrixRequestError
+from mautrix.crypto.attachments import decrypt_attachment, encrypt_attachment
+from mautrix.errors import DecryptionError, MatrixRequestError
 from mautrix.types import ContentURI, EventID, RoomID, UserID
 
 from .crypto import BotCrypto
@@ -62,6 +63,8 @@ class Gateway(Protocol):
     async def create_alias(self, alias: str, room_id: RoomID) -> None: ...
     async def delete_alias(self, alias: str) -> None: ...
     async def upload(self, data: bytes, content_type: str, filename: str) -> ContentURI: ...
+    async def download(self, content: dict[str, Any]) -> bytes: ...
+    async def get_event(self, room_id: RoomID, event_id: EventID) -> dict[str, Any]: ...
     async def media(
         self, room_id: RoomID, data: bytes, content_type: str, filename: str
     ) -> dict[str, Any]: ...
@@ -190,9 +193,52 @@ class MatrixGateway:
             event_type = "m.room.encrypted"
         txn_id = txn_id or secrets.token_hex(12)
         result = await self._request(
-            Method.PUT, Path.v3.rooms[room_id].send[event_type][txn_id], content
+            Method.PUT,
+            Path.v3.rooms[room_id].send[event_type][txn_id],
+            content,
+            query=self._as_device(),
         )
         return EventID(str(result["event_id"]))
+
+    def _as_device(self) -> dict[str, Any] | None:
+        """Sends name the bot's device: Synapse then keeps their transaction ids in its
+        database for a day (`event_txn_id_device_id`), across its restarts, where a send
+        without a device is remembered only in the memory of one process for 30 minutes."""
+        if self.crypto is None or not self.crypto.device_id or self.crypto.device_id == "None":
+            return None
+        return {"device_id": self.crypto.device_id}
+
+    async def get_event(self, room_id: RoomID, event_id: EventID) -> dict[str, Any]:
+        """One event as the bot reads it: decrypted when it was encrypted (KeysMissing or
+        CannotDecrypt when the bot cannot read it)."""
+        event = await self._request(Method.GET, Path.v3.rooms[room_id].event[event_id])
+        if event.get("type") == "m.room.encrypted" and self.crypto is not None:
+            event = await self.crypto.decrypt({**event, "room_id": room_id})
+        return event
+
+    async def download(self, content: dict[str, Any]) -> bytes:
+        """The bytes of a media message's file, decrypted when it came encrypted (`file`)."""
+        file = content.get("file")
+        url = file.get("url") if isinstance(file, dict) else content.get("url")
+        if not isinstance(url, str) or not url.startswith("mxc://"):
+            raise MatrixError("M_NOT_FOUND", "the message has no media", 404)
+        try:
+            async with self._calls:
+                data = await self.client.download_media(ContentURI(url))
+        except aiohttp.ClientResponseError as e:
+            raise MatrixError("M_UNKNOWN", e.message, e.status) from None
+        except MatrixRequestError as e:
+            raise _wrap(e) from None
+        if not isinstance(file, dict):
+            return bytes(data)
+        try:
+            return bytes(
+                decrypt_attachment(
+                    data, str(file["key"]["k"]), str(file["hashes"]["sha256"]), str(file["iv"])
+                )
+            )
+        except (KeyError, TypeError, DecryptionError) as e:
+            raise MatrixError("M_BAD_FILE", f"the media cannot be decrypted: {e}", 400) from None
 
     async def share_targets(self, room_id: RoomID) -> dict[UserID, str]:
         """Who gets the room key: joined members, and invited ones (history is `shared`),

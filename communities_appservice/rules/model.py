@@ -102,3 +102,8 @@ class AuditAction(enum.StrEnum):
     REPAIR = "repair"
     PROBLEM = "problem"
     OPERATION_CANCEL = "operation cancel"
+    ANNOUNCE = "announce"
+    RELAY = "relay"
+    SCHEDULE = "schedule"
+    UNSCHEDULE = "unschedule"
+    TIMEZONE = "timezone"
