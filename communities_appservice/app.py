@@ -68,6 +68,7 @@ class App:
         self.events = Events(self.service, self.crypto, self.reconciler.state_changed)
         # Unfinished operations are taken up before any new command can start one.
         await self.service.ops.resume()
+        self.service.scheduler.start()  # overdue jobs fire now, once each
         # What a previous run left in the inbox is known before any new transaction lands.
         await self.router.resume()
         self.server.ready.set()

@@ -52,3 +52,11 @@ def page(value: str | None) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise Invalid("--page must be a whole number from 1, not {!r}.", value)
     return int(text)
+
+
+def number(word: str, what: str) -> int:
+    """`<#id>`: the short number the bot showed, with or without `#`."""
+    digits = word.strip().removeprefix("#")
+    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 18:
+        raise Invalid("{!r} is not a {} number like #12.", word, what)
+    return int(digits)

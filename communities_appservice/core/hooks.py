@@ -7,7 +7,7 @@
     @on_membership(Change.INVITE, bot=True)     the bot's own membership, in any room
     @on_interrupted("m.room.message")           an event a crash cut short (claimed, never
                                                 finished): not run again, but told
-    @job("announcement")                        a kind of timed job the scheduler runs
+    @job("post")                                a kind of timed job the scheduler runs
 
 A listener is an `async def (svc, event)`; each is isolated: one that raises is logged with a
 reference and never stops the others (`core.events`). Registration happens at import, and
@@ -24,8 +24,10 @@ from mautrix.types import EventID, RoomID, UserID
 
 from ..db.community import Community
 from ..db.room import CommunityRoom
+from ..db.schedule import Job
 from ..rules.membership import Change
 from ..rules.model import Role
+from .run import Params
 
 if TYPE_CHECKING:
     from .service import Service
@@ -58,7 +60,9 @@ class MemberEvent:
 
 EventListener = Callable[["Service", RawEvent], Awaitable[None]]
 MemberListener = Callable[["Service", MemberEvent], Awaitable[None]]
-JobRunner = Callable[["Service", dict[str, Any]], Awaitable[None]]
+# A timed job's runner: what its occurrence does, as an operation to start (None: nothing),
+# given the job and whether it fires late.
+JobRunner = Callable[["Service", Job, bool], Awaitable[Params | None]]
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,8 @@ def on_membership(
 
 
 def job(kind: str) -> Callable[[JobRunner], JobRunner]:
-    """Declare a kind of timed job: the scheduler calls it with the job's parameters when
-    it is due."""
+    """Declare a kind of timed job: when one is due, the scheduler calls it with the job
+    (and whether it is late) for the operation that does its work (`core.scheduler`)."""
 
     def register(runner: JobRunner) -> JobRunner:
         if kind in HOOKS.jobs:

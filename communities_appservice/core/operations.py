@@ -172,6 +172,19 @@ class Operations:
                 "is back and tell you here."
             ) from None
 
+    async def start_recorded(self, op: Operation) -> None:
+        """Execute an operation that was recorded elsewhere (the scheduler records it with
+        its claim, in one transaction); an outage leaves it to the retries."""
+        try:
+            await self._attempt(op, resumed=False)
+        except AlreadyOver:
+            pass
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            log.warning("operation %d (%s) stalled: %s; will retry", op.id, op.kind, brief(e))
+            self._retry_later(op.id)
+
     async def resume(self) -> None:
         """After a start: carry on with every operation a previous run left unfinished, and
         forget finished ones older than `KEEP_FINISHED_DAYS`."""

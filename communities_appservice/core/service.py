@@ -25,6 +25,7 @@ from ..rules.power import Levels, power_levels
 from ..tasks import Tasks
 from .operations import Operations
 from .run import Naming
+from .scheduler import Scheduler
 
 log = logging.getLogger("communities.service")
 
@@ -42,6 +43,7 @@ class Service:
         naming = Naming(config.alias_prefix, self.server_name, self.bot)
         self.ops = Operations(tables, gateway, self.tasks, naming)
         self.ops.context = self
+        self.scheduler = Scheduler(self)
 
     # --- who may do what -----------------------------------------------------------------
 

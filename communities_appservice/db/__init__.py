@@ -28,6 +28,7 @@ from .operation import OperationTable
 from .parked import ParkedTable
 from .problem import ProblemTable
 from .room import RoomTable
+from .schedule import ScheduleTable
 from .suggestion import SuggestionTable
 from .texts import BotDmTable, TextTable, WelcomedTable
 from .upgrade import upgrade_table
@@ -58,6 +59,7 @@ class Tables:
         self.problems = ProblemTable(db)
         self.bans = BanTable(db)
         self.parked = ParkedTable(db)
+        self.schedule = ScheduleTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -13,7 +13,9 @@ from .member import _rowcount
 
 Record = Any
 
-_COLUMNS = "space_id, name, description, join_mode, owner, state, room_version, created_at"
+_COLUMNS = (
+    "space_id, name, description, join_mode, owner, state, room_version, created_at, timezone"
+)
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Community:
     state: str  # "active" | "deactivated"
     room_version: str
     created_at: int
+    timezone: str = ""  # IANA name; '' means the service's default (communities.timezone)
 
     @classmethod
     def from_row(cls, row: Record) -> Community:
@@ -38,7 +41,7 @@ class CommunityTable:
 
     async def insert(self, c: Community) -> None:
         await self.db.execute(
-            f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             c.space_id,
             c.name,
             c.description,
@@ -47,6 +50,7 @@ class CommunityTable:
             c.state,
             c.room_version,
             c.created_at or int(time.time() * 1000),
+            c.timezone,
         )
 
     async def get(self, space_id: RoomID) -> Community | None:
@@ -91,6 +95,9 @@ class CommunityTable:
     async def delete(self, space_id: RoomID) -> None:
         """Forget the community and, by cascade, every record of it."""
         await self.db.execute("DELETE FROM community WHERE space_id=$1", space_id)
+
+    async def set_timezone(self, space_id: RoomID, zone: str) -> None:
+        await self.db.execute("UPDATE community SET timezone=$2 WHERE space_id=$1", space_id, zone)
 
     async def set_state(self, space_id: RoomID, state: str) -> None:
         await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

@@ -15,6 +15,7 @@ from . import (  # isort: skip
     v09_retries,
     v10_parked,
     v11_inbox_rooms,
+    v12_schedule,
 )
 
 __all__ = ["upgrade_table"]

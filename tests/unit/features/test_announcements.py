@@ -78,7 +78,8 @@ async def test_announce_posts_markdown_signed_in_the_announcement_room_only(
         gateway,
         made.admins,
         OWNER,
-        "!community announce **Meeting** tonight\n<script>alert(1)</script>\nbring a [map](javascript:x)",
+        "!community announce **Meeting** tonight\n<script>alert(1)</script>\n"
+        "bring a [map](javascript:x)",
     )
     assert reply["body"] == "Announced in the announcement room and 0 groups."
     [sent] = posts(gateway, made.announcements)
@@ -187,9 +188,13 @@ async def test_relay_copies_a_message_of_the_announcement_room_into_every_group(
         assert sent["body"] == f"Trip **Friday**\n— relayed from {OWNER}"
         assert sent["formatted_body"].startswith("Trip <b>Friday</b><a>?</a><br>— relayed")
     reply = await ask(service, gateway, made.admins, OWNER, "!community relay", original)
-    assert reply["body"].startswith("⚠️ Send relay as a reply to a message in the announcement room.")
+    assert reply["body"].startswith(
+        "⚠️ Send relay as a reply to a message in the announcement room."
+    )
     reply = await ask(service, gateway, made.announcements, OWNER, "!community relay")
-    assert reply["body"].startswith("⚠️ Send relay as a reply to a message in the announcement room.")
+    assert reply["body"].startswith(
+        "⚠️ Send relay as a reply to a message in the announcement room."
+    )
 
 
 async def test_a_post_the_homeserver_interrupts_reaches_each_room_once(
