@@ -15,8 +15,11 @@ from nio import (
     MegolmEvent,
     RoomEncryptedImage,
     RoomMessageNotice,
+    RoomMessageText,
     RoomSendResponse,
+    UploadResponse,
 )
+from nio.crypto.attachments import decrypt_attachment
 
 
 class E2EEUser:
@@ -33,10 +36,84 @@ class E2EEUser:
         self.notices: list[RoomMessageNotice] = []
         self.notices_by_room: dict[str, list[str]] = {}  # room id → bodies, in order
         self.images: list[RoomEncryptedImage] = []
+        self.texts: list[tuple[str, RoomMessageText]] = []  # (room, m.text message), in order
+        self.room_images: list[tuple[str, RoomEncryptedImage]] = []
         self.undecryptable: list[MegolmEvent] = []
         self.client.add_event_callback(self._on_notice, RoomMessageNotice)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_megolm, MegolmEvent)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_image, RoomEncryptedImage)  # type: ignore[arg-type]
+        self.client.add_event_callback(self._on_text, RoomMessageText)  # type: ignore[arg-type]
+
+    async def _on_text(self, room: Any, event: RoomMessageText) -> None:
+        self.texts.append((str(room.room_id), event))
+
+    async def text_in(self, room_id: str, text: str, timeout: float = 40.0) -> RoomMessageText:
+        """The first `m.text` message in `room_id` that contains `text`, once it arrived."""
+
+        def find() -> RoomMessageText | None:
+            return next((e for r, e in self.texts if r == room_id and text in e.body), None)
+
+        await self.wait(
+            lambda: find() is not None, f"a message with {text!r} in {room_id}", timeout
+        )
+        found = find()
+        assert found is not None
+        return found
+
+    async def image_in(self, room_id: str, timeout: float = 40.0) -> RoomEncryptedImage:
+        """The first encrypted image in `room_id`."""
+
+        def find() -> RoomEncryptedImage | None:
+            return next((e for r, e in self.room_images if r == room_id), None)
+
+        await self.wait(lambda: find() is not None, f"an image in {room_id}", timeout)
+        found = find()
+        assert found is not None
+        return found
+
+    async def image_bytes(self, image: RoomEncryptedImage) -> bytes:
+        """What an encrypted image holds, downloaded and decrypted as a client does."""
+        response = await self.client.download(mxc=image.url)
+        body = getattr(response, "body", None)
+        assert isinstance(body, bytes), response
+        return bytes(decrypt_attachment(body, image.key["k"], image.hashes["sha256"], image.iv))
+
+    async def send_image(self, room_id: str, data: bytes, name: str) -> str:
+        """An image sent as Element sends one in an encrypted room: the file encrypted and
+        uploaded, its key in the (encrypted) event."""
+        import io
+
+        uploaded, keys = await self.client.upload(
+            lambda *_: io.BytesIO(data), "image/png", name, encrypt=True, filesize=len(data)
+        )
+        assert isinstance(uploaded, UploadResponse), uploaded
+        assert keys is not None
+        content = {
+            "msgtype": "m.image",
+            "body": name,
+            "info": {"mimetype": "image/png", "size": len(data)},
+            "file": {**keys, "url": uploaded.content_uri},
+        }
+        return await self.send_content(room_id, content)
+
+    async def send_content(self, room_id: str, content: dict[str, Any]) -> str:
+        await self.sync()
+        response = await self.client.room_send(
+            room_id, "m.room.message", content, ignore_unverified_devices=True
+        )
+        assert isinstance(response, RoomSendResponse), response
+        return str(response.event_id)
+
+    async def reply(self, room_id: str, body: str, to: str) -> str:
+        """A rich reply as Element sends it today (no fallback quote)."""
+        return await self.send_content(
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": body,
+                "m.relates_to": {"m.in_reply_to": {"event_id": to}},
+            },
+        )
 
     async def _on_notice(self, room: Any, event: RoomMessageNotice) -> None:
         self.notices.append(event)
@@ -55,6 +132,7 @@ class E2EEUser:
 
     async def _on_image(self, room: Any, event: RoomEncryptedImage) -> None:
         self.images.append(event)
+        self.room_images.append((str(room.room_id), event))
 
     async def _on_megolm(self, room: Any, event: MegolmEvent) -> None:
         self.undecryptable.append(event)
