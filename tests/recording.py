@@ -44,6 +44,7 @@ class RecordingGateway:
         self.aliases: dict[str, RoomID] = {}
         self.uploads: list[tuple[bytes, str, str]] = []
         self.media_store: dict[str, bytes] = {}  # mxc URI → what a download returns
+        self.redacted: list[tuple[RoomID, EventID]] = []
         self.calls: list[Call] = []
         self.encrypted_media = False
         self.txns: dict[tuple[RoomID, str], EventID] = {}  # (room, txn id) → the event sent
@@ -187,6 +188,13 @@ class RecordingGateway:
         if txn_id:
             self.txns[(room_id, txn_id)] = event_id
         return event_id
+
+    async def redact(self, room_id: RoomID, event_id: EventID, reason: str = "") -> EventID:
+        self._record("redact", room_id, event_id, reason)
+        room = self._visible(room_id)
+        self.redacted.append((room_id, event_id))
+        room.events.pop(event_id, None)
+        return self._event_id()
 
     async def invite(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None:
         self._record("invite", room_id, user_id, reason)

@@ -28,10 +28,17 @@ from ..core.operations import UNFINISHED, Origin
 from ..core.service import Service
 from ..db.community import Community
 from ..db.room import CommunityRoom
-from ..errors import Forbidden, Invalid, NotFound, UserError, isolated
+from ..errors import Conflict, Forbidden, Invalid, NotFound, UserError, isolated
 from ..matrix.errors import brief, is_transient
-from ..rules.model import Permission
-from .parse import body_text, command_text, leading_flags, spans, split_flags, tokenize
+from ..rules.model import CommunityState, Permission
+from .parse import (
+    body_text,
+    command_text,
+    leading_flags,
+    split_flags,
+    text_arguments,
+    tokenize,
+)
 
 log = logging.getLogger("communities.commands")
 
@@ -156,18 +163,9 @@ def command(
 
     def register(handler: Handler) -> Handler:
         REGISTRY[name] = Spec(
-            name=name,
-            usage=usage,
-            summary=summary,
-            need=need,
-            handler=handler,
-            flags=dict(flags or {}),
-            min_args=min_args,
-            max_args=max_args,
-            community=community,
-            group=group,
-            text=text,
-        )
+            name, usage, summary, need, handler, dict(flags or {}), min_args, max_args,
+            community, group, text,
+        )  # fmt: skip
         return handler
 
     return register
@@ -279,15 +277,11 @@ class Dispatcher:
         spec, rest = find_spec(tokens)
         known = {**spec.flags, "community": str, **({"group": str} if spec.group else {})}
         words = len(tokens) - len(rest)
-        source, cuts = "", []
+        source, cuts = "", list[int]()
         try:
             if spec.text:  # flags first, then the text as typed (Markdown: the plain body)
                 source = incoming.body or incoming.text
-                spanned = spans(source, strict=False)
-                args = [token for token, _ in spanned[words:]]
-                flags, first = leading_flags(args, known)
-                args = args[first:]
-                cuts = [end for _, end in spanned[words + first - 1 :]]
+                args, flags, cuts = text_arguments(source, words, known)
             else:
                 args, flags = split_flags(rest, known)
             if len(args) < spec.min_args or (
@@ -300,6 +294,8 @@ class Dispatcher:
         community = group = None
         if spec.community:
             community = await self._community(incoming, spec, flags.pop("community", None))
+            if community.state == CommunityState.DEACTIVATED and spec.name != "info":
+                raise Conflict("{} is deactivated: only info answers for it.", community.name)
         if spec.group and community is not None:
             group = await self._group(incoming, community, flags.pop("group", None))
         await self._check_need(spec, incoming.sender, community, group)
@@ -327,7 +323,7 @@ class Dispatcher:
         svc = self.svc
         if ref:
             return await svc.find_community(ref)
-        here = await svc.community_of_room(incoming.room_id)
+        here = await svc.community_of_room(incoming.room_id, deactivated=True)
         if here is not None:
             return here
         mine = await svc.communities_of(incoming.sender, admin=spec.need >= Need.GROUP_ADMIN)

@@ -127,3 +127,16 @@ def split_flags(tokens: list[str], known: Mapping[str, type]) -> tuple[list[str]
             flags[name] = value
         i += 1
     return args, flags
+
+
+def text_arguments(
+    source: str, words: int, known: Mapping[str, type]
+) -> tuple[list[str], dict[str, Any], list[int]]:
+    """A text command (`source` after the prefix; its name is `words` words long): the words
+    after its leading flags, the flags, and where the text after the first i of those
+    words begins in `source` (i from 0). Quotes in free text are text."""
+    spanned = spans(source, strict=False)
+    args = [token for token, _ in spanned[words:]]
+    flags, first = leading_flags(args, known)
+    cuts = [end for _, end in spanned[words + first - 1 :]]
+    return args[first:], flags, cuts

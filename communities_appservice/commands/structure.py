@@ -1,11 +1,13 @@
-"""create, info, rename, describe; group create, group add, group remove, group list."""
+"""create, info, rename, describe, avatar, deactivate; group create, group add, group remove,
+group list."""
 
 from __future__ import annotations
 
-from ..core.notices import Text, lines, say
+from ..core.notices import Text, lines, say, verbatim
+from ..features.lifecycle import Lifecycle, explained
 from ..features.structure import Structure
 from ..matrix.gateway import matrix_to
-from ..rules.model import AdminRole, GroupAccess, JoinMode, Role
+from ..rules.model import AdminRole, CommunityState, GroupAccess, JoinMode, Role
 from . import args
 from .args import ACCESS_WORDS, JOIN_WORDS
 from .framework import Need, Request, command
@@ -52,6 +54,8 @@ async def info(req: Request) -> Text:
         # Not a child of the space (by design), so admins find it here.
         link = matrix_to(admins_room.room_id)
         extra.append(say('Admins room: <a href="{}">{}</a>', link, admins_room.name))
+    if c.state == CommunityState.DEACTIVATED:
+        extra.insert(0, say("🚫 Deactivated: its groups are rooms of their own now."))
     return lines(
         *(health if view.problems else []),
         say(
@@ -139,3 +143,31 @@ async def group_list(req: Request) -> Text:
     parts = [say("<b>{}</b> groups ({}):", req.space.name, len(groups))]
     parts += [say("• {} — {}", g.name, ACCESS_WORDS[GroupAccess(g.access)]) for g in groups]
     return lines(*parts)
+
+
+@command(
+    "deactivate",
+    "--confirm",
+    "end the community: groups unlinked (they live on), announcements closed",
+    Need.OWNER,
+    flags={"confirm": bool},
+    max_args=0,
+)
+async def deactivate(req: Request) -> Text:
+    if not req.flags.get("confirm"):
+        groups = await req.service.groups(req.space.space_id)
+        return verbatim(explained(req.space, len(groups)))
+    await Lifecycle(req.service).deactivate(req.space, req.sender, req.origin)
+    return say("Deactivated <b>{}</b>. Only <code>info</code> answers for it now.", req.space.name)
+
+
+@command(
+    "avatar",
+    "",
+    "as a reply to an image: make it the community's photo",
+    Need.ADMIN,
+    max_args=0,
+)
+async def avatar(req: Request) -> Text:
+    await Lifecycle(req.service).set_avatar(req.space, req.sender, req.room_id, req.reply_to)
+    return say("The community's photo is set.")

@@ -58,16 +58,24 @@ class Events:
                 self.on_state(event)
             if self.crypto is not None and event.get("type") in TRACKED_STATE:
                 await self.crypto.track_state(event)
+        first: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            (hook_name(listener), partial(listener, self.svc, event))
+            for listener in HOOKS.arrivals.get(str(event.get("type")), [])
+        ]
         if event.get("type") == "m.room.encrypted" and event.get("sender") != self.svc.bot:
             decrypted = await self._decrypt(event)
-            if decrypted is None:
+            if decrypted is None:  # parked or unreadable: what the cleartext decides still runs
+                await self._run(event, first)
                 return
             event = decrypted
-        await self.handle_readable(event)
+        await self.handle_readable(event, first)
 
-    async def handle_readable(self, event: RawEvent) -> None:
-        """An event as its listeners see it (decrypted); also a parked one whose keys came."""
-        calls: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+    async def handle_readable(
+        self, event: RawEvent, first: list[tuple[str, Callable[[], Awaitable[None]]]] | None = None
+    ) -> None:
+        """An event as its listeners see it (decrypted); also a parked one whose keys came.
+        `first`: the arrival listeners of the event as it came (before decryption)."""
+        calls: list[tuple[str, Callable[[], Awaitable[None]]]] = list(first or [])
         if event.get("type") == "m.room.member" and "state_key" in event:
             calls += await self._membership(event)
         for listener in HOOKS.events.get(str(event.get("type")), []):

@@ -1,6 +1,8 @@
 """How a feature plugs in, besides `@command` and `@operation`: listeners and timed jobs.
 
     @on_event("m.room.message")                 every event of these types (decrypted)
+    @on_arrival("m.room.encrypted")             every event of these types as it arrives,
+                                                before decryption (what the cleartext says)
     @on_membership(Change.JOIN, roles=[Role.SPACE])
                                                 a membership change in a community room of
                                                 one of these roles, classified once
@@ -90,6 +92,7 @@ class Hooks:
     """Everything features declared; one instance, `HOOKS`, filled at import."""
 
     events: dict[str, list[EventListener]] = field(default_factory=dict)
+    arrivals: dict[str, list[EventListener]] = field(default_factory=dict)
     interrupted: dict[str, list[EventListener]] = field(default_factory=dict)
     members: list[MemberHook] = field(default_factory=list)
     jobs: dict[str, JobRunner] = field(default_factory=dict)
@@ -112,6 +115,12 @@ def _by_type(
 def on_event(*event_types: str) -> Callable[[EventListener], EventListener]:
     """Listen to every event of these types (decrypted first)."""
     return _by_type(HOOKS.events, event_types)
+
+
+def on_arrival(*event_types: str) -> Callable[[EventListener], EventListener]:
+    """Listen to every event of these types as it arrives, before any decryption: what can
+    be decided from the cleartext (an encrypted event's `m.relates_to`), at once."""
+    return _by_type(HOOKS.arrivals, event_types)
 
 
 def on_interrupted(*event_types: str) -> Callable[[EventListener], EventListener]:

@@ -125,3 +125,11 @@ async def unlink(svc: Service, space_id: RoomID, room_id: RoomID) -> None:
     await quietly(svc.gw.send_state(space_id, "m.space.child", {}, room_id))
     await quietly(svc.gw.send_state(room_id, "m.space.parent", {}, space_id))
     await quietly(svc.gw.send_state(room_id, MARKER_EVENT, {}))
+
+
+async def unlink_group(svc: Service, space_id: RoomID, room_id: RoomID, open_: bool) -> None:
+    """A group out of its community: it lives on as a plain room with its members."""
+    await unlink(svc, space_id, room_id)
+    if open_:
+        # Without the space there is nothing left to be restricted to.
+        await quietly(svc.gw.send_state(room_id, "m.room.join_rules", {"join_rule": "invite"}))

@@ -68,12 +68,18 @@ class Service:
 
     # --- lookups ---------------------------------------------------------------------------
 
-    async def community_of_room(self, room_id: RoomID) -> Community | None:
+    async def community_of_room(
+        self, room_id: RoomID, *, deactivated: bool = False
+    ) -> Community | None:
+        """The active community `room_id` belongs to (or a deactivated one, if asked)."""
         room = await self.db.rooms.get(room_id)
         if room is None:
             return None
         community = await self.db.communities.get(room.space_id)
-        return community if community and community.state == CommunityState.ACTIVE else None
+        wanted = (CommunityState.ACTIVE, CommunityState.DEACTIVATED) if deactivated else ()
+        if community and (community.state == CommunityState.ACTIVE or community.state in wanted):
+            return community
+        return None
 
     async def is_dm(self, room_id: RoomID, user_id: UserID) -> bool:
         """A room outside every community where only the bot and this user are joined."""
@@ -174,7 +180,15 @@ class Service:
             bot=self.bot,
             admins=admins,
             group_admins=group_admins,
+            replies=self.replies_mode(community) == "threads",
+            closed=community.state == CommunityState.DEACTIVATED,
         )
+
+    def replies_mode(self, community: Community) -> str:
+        """`threads` or `off`: the community's own choice, else the service's default."""
+        if community.replies:
+            return community.replies
+        return "threads" if self.config.communities.announcement_replies == "threads" else "off"
 
     async def apply_room_power(self, community: Community, room: CommunityRoom) -> None:
         """Write the power levels the records demand into one room of the community."""

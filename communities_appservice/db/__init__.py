@@ -30,7 +30,7 @@ from .problem import ProblemTable
 from .room import RoomTable
 from .schedule import ScheduleTable
 from .suggestion import SuggestionTable
-from .texts import BotDmTable, TextTable, WelcomedTable
+from .texts import BotDmTable, TextTable, ToldOnceTable, WelcomedTable
 from .upgrade import upgrade_table
 
 
@@ -60,6 +60,7 @@ class Tables:
         self.bans = BanTable(db)
         self.parked = ParkedTable(db)
         self.schedule = ScheduleTable(db)
+        self.told_once = ToldOnceTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

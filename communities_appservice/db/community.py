@@ -14,7 +14,8 @@ from .member import _rowcount
 Record = Any
 
 _COLUMNS = (
-    "space_id, name, description, join_mode, owner, state, room_version, created_at, timezone"
+    "space_id, name, description, join_mode, owner, state, room_version, created_at, timezone,"
+    " replies"
 )
 
 
@@ -29,6 +30,7 @@ class Community:
     room_version: str
     created_at: int
     timezone: str = ""  # IANA name; '' means the service's default (communities.timezone)
+    replies: str = ""  # threads | off; '' means the default (communities.announcement_replies)
 
     @classmethod
     def from_row(cls, row: Record) -> Community:
@@ -41,7 +43,7 @@ class CommunityTable:
 
     async def insert(self, c: Community) -> None:
         await self.db.execute(
-            f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             c.space_id,
             c.name,
             c.description,
@@ -51,6 +53,7 @@ class CommunityTable:
             c.room_version,
             c.created_at or int(time.time() * 1000),
             c.timezone,
+            c.replies,
         )
 
     async def get(self, space_id: RoomID) -> Community | None:
@@ -98,6 +101,9 @@ class CommunityTable:
 
     async def set_timezone(self, space_id: RoomID, zone: str) -> None:
         await self.db.execute("UPDATE community SET timezone=$2 WHERE space_id=$1", space_id, zone)
+
+    async def set_replies(self, space_id: RoomID, mode: str) -> None:
+        await self.db.execute("UPDATE community SET replies=$2 WHERE space_id=$1", space_id, mode)
 
     async def set_state(self, space_id: RoomID, state: str) -> None:
         await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

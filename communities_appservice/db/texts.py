@@ -70,3 +70,30 @@ class BotDmTable:
             user_id,
             room_id,
         )
+
+
+class ToldOnceTable:
+    """What the bot told a member once per community (why a message was taken down)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(self, space_id: RoomID, user_id: UserID, topic: str, ts: int) -> bool:
+        """True the first time for this member, community and topic; False ever after."""
+        status = await self.db.execute(
+            "INSERT INTO told_once (space_id, user_id, topic, ts) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (space_id, user_id, topic) DO NOTHING",
+            space_id,
+            user_id,
+            topic,
+            ts,
+        )
+        return _rowcount(status) > 0
+
+    async def forget(self, space_id: RoomID, user_id: UserID, topic: str) -> None:
+        await self.db.execute(
+            "DELETE FROM told_once WHERE space_id=$1 AND user_id=$2 AND topic=$3",
+            space_id,
+            user_id,
+            topic,
+        )

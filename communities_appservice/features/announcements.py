@@ -1,6 +1,12 @@
 """Announcements: `announce` posts for an admin into the announcement room (and groups);
 `relay` copies a message of the announcement room into the groups. Both are posts
 (`core.posts`): operations that reach every room once, whatever crashes in between.
+
+Replies: with `replies threads` members may answer announcements in their threads. In an
+encrypted room the homeserver sees every message as `m.room.encrypted`, so its power levels
+can only let all of a member's encrypted events in or none; the bot lets them in and takes
+down at once what is not a thread reply, a reaction, a poll vote or an edit of one's own
+reply, judged from the cleartext `m.relates_to` (no decryption needed), in any mode.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from typing import Any
 import nh3
 from mautrix.types import EventID, RoomID, UserID
 
-from ..core.notices import Text, lines, say
+from ..core.dms import dm_with
+from ..core.hooks import on_arrival
+from ..core.notices import Text, lines, notice, say, txn_key
 from ..core.operations import Origin
 from ..core.posts import (
     Outcome,
@@ -25,6 +33,7 @@ from ..core.posts import (
     signed,
 )
 from ..core.service import Service
+from ..db import now_ms
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Invalid, NotFound
@@ -196,3 +205,92 @@ def summary(done: Outcome, rooms: list[CommunityRoom], *, verb: str) -> Text:
         names = ", ".join(r.name for r in failed)
         said = lines(said, say("⚠️ Not posted in: {} (the bot may have been removed).", names))
     return said
+
+
+# --- replies to announcements ------------------------------------------------------------
+
+REPLY_TOPIC = "announcement replies"
+# What members may post in the announcement room, told by the cleartext `m.relates_to`
+# (an encrypted event carries it outside the ciphertext): a thread reply (under an
+# announcement: only admins post at the top), a reaction, a poll vote; an edit is checked
+# against what it edits.
+ALLOWED_RELATIONS = ("m.thread", "m.annotation", "m.reference")
+MEMBER_MESSAGES = (
+    "m.room.encrypted",
+    "m.room.message",
+    "m.sticker",
+    "m.poll.start",
+    "org.matrix.msc3381.poll.start",
+)
+
+
+async def set_replies(svc: Service, community: Community, sender: UserID, mode: str) -> None:
+    """`threads` or `off`: recorded, then written into the announcement room's power levels
+    under the community's lock (reconciliation keeps them so)."""
+    if mode not in ("threads", "off"):
+        raise Invalid("Replies are threads or off, not {!r}.", mode)
+    async with svc.ops.lock(community.space_id):
+        await svc.db.communities.set_replies(community.space_id, mode)
+        fresh = await svc.db.communities.get(community.space_id)
+        room = await svc.room_of_role(community.space_id, Role.ANNOUNCEMENTS)
+        if fresh is not None and room is not None:
+            await svc.apply_room_power(fresh, room)
+    await svc.audit(community.space_id, sender, AuditAction.REPLIES, mode)
+
+
+async def _allowed(svc: Service, room_id: RoomID, sender: UserID, relates: Any) -> bool:
+    if not isinstance(relates, dict):
+        return False
+    relation = relates.get("rel_type")
+    if relation in ALLOWED_RELATIONS:
+        return True
+    if relation != "m.replace" or not isinstance(relates.get("event_id"), str):
+        return False
+    try:  # an edit of the sender's own thread reply
+        edited = await svc.gw.get_event(room_id, EventID(relates["event_id"]))
+    except MatrixError as e:
+        if is_transient(e):
+            raise
+        return False
+    except Exception as e:
+        if is_transient(e):
+            raise
+        return False  # unreadable: judged by what the edit says
+    original = (edited.get("content") or {}).get("m.relates_to") or {}
+    return edited.get("sender") == sender and original.get("rel_type") == "m.thread"
+
+
+@on_arrival(*MEMBER_MESSAGES)
+async def _only_replies(svc: Service, event: dict[str, Any]) -> None:
+    """A member's message in the announcement room that is not a thread reply, a reaction,
+    a vote or an edit of their own reply is taken down at once, and they are told why, once."""
+    room_id, sender = RoomID(str(event.get("room_id"))), UserID(str(event.get("sender")))
+    if sender == svc.bot or "state_key" in event:
+        return
+    room = await svc.db.rooms.get(room_id)
+    if room is None or room.role != Role.ANNOUNCEMENTS:
+        return
+    community = await svc.db.communities.get(room.space_id)
+    if community is None or await svc.is_admin(room.space_id, sender):
+        return
+    content = event.get("content") or {}
+    if await _allowed(svc, room_id, sender, content.get("m.relates_to")):
+        return
+    event_id = EventID(str(event.get("event_id")))
+    await svc.gw.redact(
+        room_id, event_id, say("Only thread replies are open to members here").plain
+    )
+    log.info("took down %s of %s in the announcements of %s", event_id, sender, room.space_id)
+    await svc.audit(room.space_id, sender, AuditAction.REPLY_REMOVED, event_id)
+    if not await svc.db.told_once.claim(room.space_id, sender, REPLY_TOPIC, now_ms()):
+        return
+    if svc.replies_mode(community) == "threads":
+        text = say(
+            "Your message in {} was taken down: members answer an announcement in its thread "
+            "(“Reply in thread”), not in the room itself.",
+            room.name,
+        )
+    else:
+        text = say("Your message in {} was taken down: only admins post there.", room.name)
+    dm = await dm_with(svc, sender)
+    await svc.gw.send_message(dm, "m.room.message", notice(text), txn_key("told", event_id))

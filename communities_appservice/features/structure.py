@@ -18,7 +18,15 @@ from ..core.checks import RoomCheck, check
 from ..core.groups import Groups
 from ..core.notices import say
 from ..core.operations import NOWHERE, Origin, operation
-from ..core.rooms import link_child, quietly, record_room, show_bot_as, site, undo_rooms, unlink
+from ..core.rooms import (
+    link_child,
+    quietly,
+    record_room,
+    show_bot_as,
+    site,
+    undo_rooms,
+    unlink_group,
+)
 from ..core.run import Params, Run
 from ..core.service import Service
 from ..db import now_ms
@@ -262,18 +270,11 @@ async def _create(svc: Service, run: Run[Create]) -> str:
     return say("Created the community {}{}.", name, made).plain
 
 
-async def _unlink_group(svc: Service, space_id: RoomID, room_id: RoomID, open_: bool) -> None:
-    await unlink(svc, space_id, room_id)
-    if open_:
-        # Without the space there is nothing left to be restricted to.
-        await quietly(svc.gw.send_state(room_id, "m.room.join_rules", {"join_rule": "invite"}))
-
-
 @operation("group remove", GroupRemove)
 async def _group_remove(svc: Service, run: Run[GroupRemove]) -> str:
     p, space_id = run.params, run.op.space_id
     is_open = p.access is GroupAccess.OPEN
-    await run.step("unlink", lambda: _unlink_group(svc, space_id, p.room_id, is_open))
+    await run.step("unlink", lambda: unlink_group(svc, space_id, p.room_id, is_open))
     await run.step("forget", lambda: svc.db.rooms.delete(p.room_id))
     await run.step(
         "audit",

@@ -47,6 +47,7 @@ class Gateway(Protocol):
     async def send_message(
         self, room_id: RoomID, event_type: str, content: dict[str, Any], txn_id: str = ""
     ) -> EventID: ...
+    async def redact(self, room_id: RoomID, event_id: EventID, reason: str = "") -> EventID: ...
     async def invite(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
     async def kick(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
     async def ban(self, room_id: RoomID, user_id: UserID, reason: str | None = None) -> None: ...
@@ -196,6 +197,17 @@ class MatrixGateway:
             Method.PUT,
             Path.v3.rooms[room_id].send[event_type][txn_id],
             content,
+            query=self._as_device(),
+        )
+        return EventID(str(result["event_id"]))
+
+    async def redact(self, room_id: RoomID, event_id: EventID, reason: str = "") -> EventID:
+        """Take an event down (once: the transaction id is the event's)."""
+        txn_id = "redact-" + event_id.lstrip("$")[:60]
+        result = await self._request(
+            Method.PUT,
+            Path.v3.rooms[room_id].redact[event_id][txn_id],
+            _with_reason({}, reason),
             query=self._as_device(),
         )
         return EventID(str(result["event_id"]))

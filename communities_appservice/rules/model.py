@@ -62,6 +62,7 @@ def permission_for(user_id: str, table: Mapping[str, Permission]) -> Permission:
 class CommunityState(enum.StrEnum):
     CREATING = "creating"  # its `create` operation is still running
     ACTIVE = "active"
+    DEACTIVATED = "deactivated"  # its groups unlinked, its announcements closed: only `info`
 
 
 class SuggestionState(enum.StrEnum):
@@ -107,3 +108,7 @@ class AuditAction(enum.StrEnum):
     SCHEDULE = "schedule"
     UNSCHEDULE = "unschedule"
     TIMEZONE = "timezone"
+    REPLIES = "replies"
+    REPLY_REMOVED = "reply removed"
+    DEACTIVATE = "deactivate"
+    AVATAR = "avatar"

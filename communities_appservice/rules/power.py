@@ -56,8 +56,14 @@ def power_levels(
     bot: str,
     admins: Iterable[str],
     group_admins: Iterable[str] = (),
+    replies: bool = False,
+    closed: bool = False,
 ) -> dict[str, Any]:
-    """The complete `m.room.power_levels` content a community room must have."""
+    """The complete `m.room.power_levels` content a community room must have.
+
+    In the announcement room, `replies` lets members send encrypted events (thread replies;
+    the homeserver cannot tell them from other messages, so the bot takes down what is not a
+    reply: `features.announcements`); `closed` (a deactivated community) lets nobody post."""
     users: dict[str, int] = {}
     if role is Role.GROUP:
         users.update({user: GROUP_ADMIN_LEVEL for user in group_admins})
@@ -86,6 +92,12 @@ def power_levels(
         # Taking back one's own reaction is a redaction: everyone may send one there, while
         # redacting someone else's event still needs `redact` (the admins).
         events["m.room.redaction"] = 0
+        if replies and not closed:
+            events["m.room.encrypted"] = 0
+            events["m.room.message"] = 0
+        if closed:
+            content["events_default"] = levels.bot
+            events.update({"m.reaction": levels.bot, "m.room.redaction": levels.bot})
     return content
 
 

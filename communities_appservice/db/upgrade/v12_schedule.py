@@ -1,5 +1,5 @@
-"""Revision 12: timed jobs (scheduled posts; later, event reminders) and each community's
-time zone."""
+"""Revision 12: timed jobs (scheduled posts; later, event reminders), each community's time
+zone and replies mode, and what the bot told someone once."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ async def upgrade_v12(conn: Connection, scheme: Scheme) -> None:
         "INTEGER PRIMARY KEY AUTOINCREMENT" if scheme == Scheme.SQLITE else "BIGSERIAL PRIMARY KEY"
     )
     await conn.execute("ALTER TABLE community ADD COLUMN timezone TEXT NOT NULL DEFAULT ''")
+    # Members' replies to announcements: '' (the service's default), threads, off.
+    await conn.execute("ALTER TABLE community ADD COLUMN replies TEXT NOT NULL DEFAULT ''")
+    # What the bot told someone once (why their message was taken down, say).
+    await conn.execute("""
+        CREATE TABLE told_once (
+            space_id    TEXT NOT NULL REFERENCES community(space_id) ON DELETE CASCADE,
+            user_id     TEXT NOT NULL,
+            topic       TEXT NOT NULL,
+            ts          BIGINT NOT NULL,
+            PRIMARY KEY (space_id, user_id, topic)
+        )
+    """)
     # `due_at` is the next occurrence (UTC ms); a recurring job keeps its rule: the first
     # occurrence as wall-clock time (`anchor`, ISO without offset), its zone and `every`.
     await conn.execute(f"""
