@@ -92,9 +92,10 @@ def power_levels(
         # Taking back one's own reaction is a redaction: everyone may send one there, while
         # redacting someone else's event still needs `redact` (the admins).
         events["m.room.redaction"] = 0
-        if replies and not closed:
-            events["m.room.encrypted"] = 0
-            events["m.room.message"] = 0
+        # Named either way, so that reconciliation keeps the mode (a key the records do
+        # not set is left as a client put it).
+        members_write = levels.bot if closed else 0 if replies else levels.admin
+        events.update({"m.room.encrypted": members_write, "m.room.message": members_write})
         if closed:
             content["events_default"] = levels.bot
             events.update({"m.reaction": levels.bot, "m.room.redaction": levels.bot})

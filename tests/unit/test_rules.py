@@ -109,6 +109,8 @@ def test_power_levels(
         events["m.reaction"] = reaction
     if role is Role.ANNOUNCEMENTS:  # members take back their own reactions
         events["m.room.redaction"] = 0
+        # and, replies off, cannot send messages, encrypted or not (named: reconciled)
+        events.update({"m.room.encrypted": levels.admin, "m.room.message": levels.admin})
     assert content["events"] == events
     assert content["events_default"] == events_default
     for key in ("state_default", "invite", "kick", "ban", "redact"):
@@ -731,3 +733,17 @@ def test_admins_room_drift() -> None:
 )
 def test_space_link(role: Role, position: int, expected: dict[str, Any] | None) -> None:
     assert space_link("example.org", role, position) == expected
+
+
+@pytest.mark.parametrize("levels", [Levels(100, 101, False), Levels(99, 100, True)])
+def test_announcement_replies_and_a_closed_announcement_room(levels: Levels) -> None:
+    def events(**options: bool) -> dict[str, int]:
+        content = power_levels(Role.ANNOUNCEMENTS, levels, bot="@b:x", admins=["@a:x"], **options)
+        return dict(content["events"], default=content["events_default"])
+
+    threads = events(replies=True)
+    assert threads["m.room.encrypted"] == threads["m.room.message"] == 0
+    assert threads["default"] == levels.admin
+    closed = events(replies=True, closed=True)
+    for key in ("m.room.encrypted", "m.room.message", "m.reaction", "m.room.redaction", "default"):
+        assert closed[key] == levels.bot > levels.admin, key
