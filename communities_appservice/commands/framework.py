@@ -330,6 +330,10 @@ class Dispatcher:
         if not mine and spec.need >= Need.GROUP_ADMIN:
             # A member asking for an admin command learns that it needs an admin.
             mine = await svc.communities_of(incoming.sender, admin=False)
+        if not mine:  # only a deactivated one? It answers that it is.
+            mine = await svc.communities_of(
+                incoming.sender, admin=False, state=CommunityState.DEACTIVATED
+            )
         if len(mine) == 1:
             return mine[0]
         if not mine:

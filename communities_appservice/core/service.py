@@ -106,12 +106,14 @@ class Service:
             raise Conflict("Several communities are called {!r}; use the space ID.", ref)
         raise NotFound("No community {!r} here.", ref)
 
-    async def communities_of(self, user_id: UserID, *, admin: bool) -> list[Community]:
+    async def communities_of(
+        self, user_id: UserID, *, admin: bool, state: CommunityState = CommunityState.ACTIVE
+    ) -> list[Community]:
         ids = set(await self.db.admins.communities_of(user_id))
         if not admin:
             ids.update(await self.db.members.communities_of(user_id))
         found = [await self.db.communities.get(i) for i in sorted(ids)]
-        return [c for c in found if c is not None and c.state == CommunityState.ACTIVE]
+        return [c for c in found if c is not None and c.state == state]
 
     async def room_of_role(self, space_id: RoomID, role: Role) -> CommunityRoom | None:
         """The community's one room of this role (announcements, admins)."""

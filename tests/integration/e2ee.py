@@ -43,6 +43,19 @@ class E2EEUser:
         self.client.add_event_callback(self._on_megolm, MegolmEvent)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_image, RoomEncryptedImage)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_text, RoomMessageText)  # type: ignore[arg-type]
+        # Like Element, keep an encrypted event's relation in the clear (the spec's advice,
+        # which matrix-nio does not follow): the homeserver and the bot see threads by it.
+        encrypt = self.client.encrypt
+
+        def encrypt_like_element(
+            room_id: str, message_type: str, content: dict[str, Any]
+        ) -> tuple[str, dict[str, Any]]:
+            kind, sealed = encrypt(room_id, message_type, content)
+            if "m.relates_to" in content:
+                sealed = {**sealed, "m.relates_to": content["m.relates_to"]}
+            return kind, sealed
+
+        self.client.encrypt = encrypt_like_element  # type: ignore[method-assign]
 
     async def _on_text(self, room: Any, event: RoomMessageText) -> None:
         self.texts.append((str(room.room_id), event))

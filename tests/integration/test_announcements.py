@@ -154,3 +154,71 @@ async def test_a_scheduled_post_is_sent_once_and_listed_until_then(
     assert (
         sum(f"Soon {mark}" in e.body for r, e in member.texts if r == rooms["announcements"]) == 1
     )
+
+
+async def test_threads_mode_keeps_thread_replies_and_takes_down_the_rest(
+    stack: Stack, people: list[E2EEUser]
+) -> None:
+    owner, member, rooms = await encrypted_community(stack, "Threaders", ["Kids"])
+    ann = rooms["announcements"]
+    on = await owner.reply_to(await owner.send(rooms["admins"], "!community replies threads"))
+    assert "may now answer announcements in their threads" in on.body
+    mark = secrets.token_hex(3)
+    await owner.reply_to(await owner.send(rooms["admins"], f"!community announce News {mark}"))
+    news = await member.text_in(ann, f"News {mark}")
+    thread = {"rel_type": "m.thread", "event_id": news.event_id, "is_falling_back": True}
+    thread["m.in_reply_to"] = {"event_id": news.event_id}
+    reply = await member.send_content(
+        ann, {"msgtype": "m.text", "body": "Thanks!", "m.relates_to": thread}
+    )
+    stray = await member.send_content(ann, {"msgtype": "m.text", "body": "Hello all"})
+
+    async def content_of(event_id: str) -> dict[str, Any]:
+        event = await owner.client.room_get_event(ann, event_id)
+        return dict(event.event.source.get("content") or {})  # type: ignore[union-attr]
+
+    async def taken_down() -> bool:
+        return await content_of(stray) == {}
+
+    await eventually(taken_down, "the top-level message to be redacted")
+    assert await content_of(reply) != {}  # handled before it, and kept
+    await member.wait(lambda: bool(member.client.invited_rooms), "the bot's DM")
+    [dm] = list(member.client.invited_rooms)
+    await member.join(dm)
+    told = await member.notice_in(dm, "taken down")
+    assert "thread" in told
+
+    off = await owner.reply_to(await owner.send(rooms["admins"], "!community replies off"))
+    assert "can no longer post" in off.body
+    refused = await member.client.room_send(
+        ann,
+        "m.room.message",
+        {"msgtype": "m.text", "body": "again"},
+        ignore_unverified_devices=True,
+    )
+    assert getattr(refused, "status_code", None) == "M_FORBIDDEN", refused
+
+
+async def test_deactivate_unlinks_groups_closes_announcements_and_refuses_later_commands(
+    stack: Stack,
+) -> None:
+    from .test_groups_and_admins import joined_community
+
+    owner, rooms = await joined_community(stack, "Ending")
+    dm = rooms["dm"]
+    assert "Created group Stays" in (await owner.command(dm, "group create Stays"))["body"]
+    assert stack.app is not None
+    [group] = await stack.app.tables.rooms.of_community(rooms["space"], "group")
+    await owner.join(group.room_id)
+    asked = await owner.command(dm, "deactivate")
+    assert "cannot be undone" in asked["body"] and "--confirm" in asked["body"], asked
+    done = await owner.command(dm, "deactivate --confirm")
+    assert done["body"] == "Deactivated Ending. Only info answers for it now.", done
+    assert await owner.state(group.room_id, "m.space.parent", rooms["space"]) == {}
+    assert await stack.membership(group.room_id, owner.user_id) == "join"  # it lives on
+    power = await owner.state(rooms["announcements"], "m.room.power_levels")
+    assert power["events_default"] > 100  # nobody posts any more
+    later = await owner.command(dm, "group list")
+    assert later["body"] == "⚠️ Ending is deactivated: only info answers for it.", later
+    info = await owner.command(rooms["space"], "info")
+    assert "Deactivated" in info["body"], info
