@@ -70,14 +70,19 @@ class Scheduler:
     async def _timer(self) -> None:
         while True:
             self._wake.clear()
-            failed = await self.fire_due()
-            upcoming = await self._next_due()
-            delay = LONGEST_SLEEP if upcoming is None else (upcoming - now_ms()) / 1000
-            delay = max(0.0, min(delay, LONGEST_SLEEP))
-            if failed:
-                delay = max(delay, RETRY_AFTER)
+            delay = RETRY_AFTER  # unless the tick says otherwise: a bug does not stop the timer
+            with isolated(log, "the scheduler's tick failed"):
+                delay = await self._tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _tick(self) -> float:
+        """Fire what is due; how long to sleep until the next job."""
+        failed = await self.fire_due()
+        upcoming = await self._next_due()
+        delay = LONGEST_SLEEP if upcoming is None else (upcoming - now_ms()) / 1000
+        delay = max(0.0, min(delay, LONGEST_SLEEP))
+        return max(delay, RETRY_AFTER) if failed else delay
 
     async def _next_due(self) -> int | None:
         try:
