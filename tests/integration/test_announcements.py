@@ -222,3 +222,23 @@ async def test_deactivate_unlinks_groups_closes_announcements_and_refuses_later_
     assert later["body"] == "⚠️ Ending is deactivated: only info answers for it.", later
     info = await owner.command(rooms["space"], "info")
     assert "Deactivated" in info["body"], info
+
+
+async def test_avatar_sets_the_photo_of_the_space_and_the_announcement_room(
+    stack: Stack,
+) -> None:
+    from mautrix.types import RoomID
+
+    from .test_groups_and_admins import joined_community
+
+    owner, rooms = await joined_community(stack, "Pictured")
+    uri = await owner.client.upload_media(PNG, mime_type="image/png", filename="logo.png")
+    image = await owner.send(
+        rooms["dm"], "logo.png", msgtype="m.image", url=uri, info={"mimetype": "image/png"}
+    )
+    content = {"m.relates_to": {"m.in_reply_to": {"event_id": image}}}
+    reply = await owner.command(rooms["dm"], "avatar", **content)
+    assert reply["body"] == "The community's photo is set.", reply
+    for room in (rooms["space"], rooms["announcements"]):
+        avatar = await owner.client.get_state_event(RoomID(room), "m.room.avatar")  # type: ignore[arg-type]
+        assert str(avatar["url"]) == str(uri)
