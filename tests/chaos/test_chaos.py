@@ -2,7 +2,8 @@
 
 Each round starts the service as a process of its own, runs a burst of what people do —
 create communities with groups, promote and dismiss admins, join and leave in bursts, knock,
-remove and ban — and kills the service at a random moment of it (commands keep arriving
+remove and ban, schedule posts a few seconds ahead (so that their due times fall around the
+kills) — and kills the service at a random moment of it (commands keep arriving
 while it is dead: the homeserver holds them). The service is started again, and once the
 homeserver delivers to it, its inbox is empty and no operation is unfinished, the invariants
 must hold:
@@ -12,6 +13,9 @@ must hold:
 - no half-promotion: every admin is at 100 in every room of the community, nobody else is;
 - every member of a space is in its announcement room, or invited to it;
 - no duplicate reply: no command got the same answer twice;
+- scheduled posts once: every scheduled post whose due time has passed is over (none left
+  pending), was fired once, and is in each of its rooms (the announcement room, and the groups
+  with `--groups all`) exactly once: no duplicate, none missing;
 - the inbox is drained and no operation is left unfinished (or failed).
 
 It runs on demand only: `CHAOS_KILLS=N` (CI: 5) or `bench/chaos.py` (100), which prints the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -30,13 +35,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 from mautrix.errors import MatrixError
 from mautrix.types import PaginationDirection, RoomID
 
-from communities_appservice.db import Tables, create_database
+from communities_appservice.db import Tables, create_database, now_ms
 
 from ..integration.harness import Stack, User, eventually
 
@@ -46,6 +52,8 @@ OWNERS = 8  # communities, at most
 PEOPLE = 30
 SETTLE = 120.0  # seconds the restarted service has to catch up before that is a violation
 HOLDS = 60.0  # seconds an invariant that reconciliation restores has to hold again
+SCHEDULED_PER_PLACE = 4  # scheduled posts in one community, at most
+MESSAGES = ("m.room.message", "m.room.encrypted")  # the bot's posts, encrypted or not
 
 pytestmark = pytest.mark.skipif(
     not KILLS, reason="chaos runs on demand: CHAOS_KILLS=N, or bench/chaos.py"
@@ -64,6 +72,7 @@ class Place:
     announcements: str | None = None
     members: set[str] = field(default_factory=set)  # people who were told to join
     admins: set[str] = field(default_factory=set)
+    scheduled: list[str] = field(default_factory=list)  # the marks of the posts scheduled
 
 
 class Chaos:
@@ -75,6 +84,10 @@ class Chaos:
         self.people: list[User] = []
         self.actions: Counter[str] = Counter()
         self.violations: Counter[str] = Counter()
+        self.problem = ""  # what the last failed look at the scheduled posts found
+        self.posts_sent = 0  # rooms that have a scheduled post, at the last look
+        self.posts_near_kill = 0  # scheduled posts killed just before or while they went out
+        self.kills: list[int] = []  # when the service was killed (UTC ms)
 
     # --- the workload ------------------------------------------------------------------
 
@@ -93,7 +106,7 @@ class Chaos:
         while time.monotonic() < deadline:
             action = self.rng.choice(
                 [self.create, self.join, self.join, self.leave, self.promote, self.dismiss]
-                + [self.remove, self.ban, self.knock]
+                + [self.remove, self.ban, self.knock, self.schedule, self.schedule]
             )
             # Refusals are part of the game (joining where one is banned, say).
             with contextlib.suppress(MatrixError, aiohttp.ClientError, TimeoutError):
@@ -182,6 +195,19 @@ class Chaos:
         await self._command(place, f"admin remove {admin}")
         self.actions["dismiss"] += 1
 
+    async def schedule(self) -> None:
+        """A post due in a few seconds: around the next kill, or just after a restart."""
+        places = [p for p in await self._known() if len(p.scheduled) < SCHEDULED_PER_PLACE]
+        if not places:
+            return
+        place = self.rng.choice(places)
+        mark = f"{self.rng.getrandbits(32):08x}"
+        groups = " --groups all" if self.rng.random() < 0.5 else ""
+        place.scheduled.append(mark)
+        seconds = self.rng.randint(1, 4)
+        await self._command(place, f"schedule in {seconds}s{groups} Chaos post {mark}")
+        self.actions["schedule"] += 1
+
     async def remove(self) -> None:
         await self._moderate("remove")
 
@@ -250,11 +276,14 @@ class Chaos:
             ("no orphan room", self.no_orphan_room),
             ("admins at 100, nobody else", self.admins_at_100),
             ("space members in announcements", self.members_in_announcements),
+            ("scheduled posts once", self.scheduled_posts_once),
         ):
             try:
                 await eventually(invariant, name, HOLDS, 1.0)
             except AssertionError:
                 self.violations[name] += 1
+                if name == "scheduled posts once":
+                    print(f"\nscheduled posts: {self.problem}")
         failed = await self.db.db.fetchval("SELECT COUNT(*) FROM operation WHERE state='failed'")
         if int(failed):
             self.violations["no failed operation"] = int(failed)
@@ -316,6 +345,94 @@ class Chaos:
                 return False
         return True
 
+    async def last_due(self) -> None:
+        """Until every scheduled post still pending is due (the last round's are checked
+        too)."""
+        latest = await self.db.db.fetchval(
+            "SELECT MAX(due_at) FROM scheduled_job WHERE state='pending'"
+        )
+        if latest is not None:
+            due = int(latest)
+
+            async def passed() -> bool:
+                return now_ms() > due
+
+            await eventually(passed, "the last scheduled post's due time", HOLDS, 0.2)
+
+    async def bot_messages(self, room_id: str) -> list[str]:
+        """Every message event (encrypted or not) the bot sent into `room_id`."""
+        found: list[str] = []
+        token = ""
+        while True:
+            query = f"dir=b&limit=1000{'&from=' + quote(token) if token else ''}"
+            page = await self.stack.synapse_admin("GET", f"v1/rooms/{room_id}/messages?{query}")
+            found += [
+                str(e["event_id"])
+                for e in page["chunk"]
+                if e["sender"] == self.stack.bot and e["type"] in MESSAGES
+            ]
+            if not page["chunk"] or not page.get("end") or page["end"] == token:
+                return found
+            token = str(page["end"])
+
+    def _wrong(self, problem: str) -> bool:
+        self.problem = problem
+        return False
+
+    async def scheduled_posts_once(self) -> bool:
+        """Each scheduled post that is due is over, fired once, recorded as one post, and
+        that post is in each of its rooms exactly once; the bot posted nothing else there."""
+        now = now_ms()
+        sent = near_kill = 0
+        for place in await self._known():
+            assert place.space is not None and place.announcements is not None
+            jobs = await self.db.db.fetch(
+                "SELECT id, due_at, state, fired, params FROM scheduled_job"
+                " WHERE space_id=$1 AND kind='post' ORDER BY id",
+                place.space,
+            )
+            marks: Counter[str] = Counter()
+            groups = [g.room_id for g in await self.db.rooms.of_community(place.space, "group")]
+            expected: dict[str, list[str]] = {r: [] for r in [place.announcements, *groups]}
+            for job in jobs:
+                params = json.loads(job["params"])
+                marks[str(params["text"]).rsplit(" ", 1)[-1]] += 1
+                if job["state"] == "pending":
+                    if int(job["due_at"]) <= now:
+                        return self._wrong(f"job {job['id']} pending past its due time")
+                    continue
+                ops = await self.db.db.fetch(
+                    "SELECT id, state, updated_at, params FROM operation"
+                    " WHERE kind='post' AND params LIKE $1",
+                    f'%"key": "schedule {job["id"]} at %',
+                )
+                if job["state"] != "done" or int(job["fired"]) != 1 or len(ops) != 1:
+                    return self._wrong(
+                        f"job {job['id']}: {job['state']}, fired {job['fired']}, {len(ops)} posts"
+                    )
+                [op] = ops
+                due, over = int(job["due_at"]), int(op["updated_at"])
+                near_kill += any(due - 2000 <= k <= over for k in self.kills)
+                rooms = json.loads(op["params"])["rooms"]
+                wanted = [place.announcements, *(groups if params.get("groups") else [])]
+                if op["state"] != "done" or sorted(rooms) != sorted(wanted):
+                    return self._wrong(f"job {job['id']}: post {op['id']} {op['state']} in {rooms}")
+                steps = await self.db.operations.steps(int(op["id"]))
+                for room in rooms:
+                    event = (steps.get(f"sent:{room}") or {}).get("event_id")
+                    if not event:
+                        return self._wrong(f"job {job['id']}: not sent in {room}: {steps}")
+                    expected[room].append(str(event))
+            if any(n > 1 for n in marks.values()):
+                return self._wrong(f"a schedule command ran twice: {marks}")
+            for room, events in expected.items():
+                there = await self.bot_messages(room)
+                if sorted(there) != sorted(events):
+                    return self._wrong(f"{room}: the bot posted {there}, recorded {events}")
+                sent += len(events)
+        self.posts_sent, self.posts_near_kill = sent, near_kill
+        return True
+
     async def duplicate_replies(self) -> int:
         """Replies the bot sent twice: the same answer to the same command."""
         duplicates = 0
@@ -353,11 +470,18 @@ async def test_kill_9_at_random_moments_breaks_no_invariant(stack: Stack) -> Non
             workload = asyncio.ensure_future(chaos.burst(rng.uniform(0.5, 3.0)))
             await asyncio.sleep(rng.uniform(0.05, 2.0))
             process.send_signal(signal.SIGKILL)
+            chaos.kills.append(now_ms())
             await process.wait()
             await workload  # what it sends meanwhile waits for the service at the homeserver
             process = await stack.spawn_app()
             if await chaos.settled():
                 await chaos.check()
+        await chaos.last_due()
+        try:
+            await eventually(chaos.scheduled_posts_once, "the last scheduled posts", HOLDS, 1.0)
+        except AssertionError:
+            chaos.violations["scheduled posts once"] += 1
+            print(f"\nscheduled posts: {chaos.problem}")
         chaos.violations["duplicate reply"] += await chaos.duplicate_replies()
     finally:
         if process is not None and process.returncode is None:
@@ -371,6 +495,8 @@ async def test_kill_9_at_random_moments_breaks_no_invariant(stack: Stack) -> Non
     print(f"\nchaos: seed {SEED}, {time.monotonic() - started:.0f} s")
     print(f"{'kills':<32} {KILLS:>6}")
     print(f"{'operations':<32} {operations:>6}")
+    print(f"{'scheduled posts in rooms':<32} {chaos.posts_sent:>6}")
+    print(f"{'  due around a kill':<32} {chaos.posts_near_kill:>6}")
     for action, count in sorted(chaos.actions.items()):
         print(f"{'  ' + action:<32} {count:>6}")
     for name in (
@@ -379,6 +505,7 @@ async def test_kill_9_at_random_moments_breaks_no_invariant(stack: Stack) -> Non
         "admins at 100, nobody else",
         "space members in announcements",
         "no failed operation",
+        "scheduled posts once",
         "duplicate reply",
     ):
         print(f"{'violations: ' + name:<32} {chaos.violations.get(name, 0):>6}")
