@@ -30,9 +30,9 @@ from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Conflict, Forbidden, Invalid, NotFound, UserError, isolated
 from ..matrix.errors import brief, is_transient
+from ..rules.messages import body_text
 from ..rules.model import CommunityState, Permission
 from .parse import (
-    body_text,
     command_text,
     leading_flags,
     split_flags,

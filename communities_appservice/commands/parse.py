@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import Invalid
+from ..rules.messages import body_text
 
 _PILL = re.compile(
     r'<a\s+href="https://matrix\.to/#/((?:@|%40)[^"?]+)[^"]*"\s*>.*?</a>', re.S | re.I
@@ -30,18 +31,6 @@ def command_text(content: Mapping[str, Any]) -> str:
         text = re.sub(r"<br\s*/?>", "\n", text)
         return html.unescape(re.sub(r"<[^>]+>", "", text))
     return body_text(content)
-
-
-def body_text(content: Mapping[str, Any]) -> str:
-    """The plain body as typed (Markdown stays Markdown), without a reply's quote: the text
-    of an announcement."""
-    body = str(content.get("body", ""))
-    if (content.get("m.relates_to") or {}).get("m.in_reply_to") and body.startswith("> "):
-        lines = body.split("\n")
-        while lines and lines[0].startswith(">"):
-            lines.pop(0)
-        body = "\n".join(lines).lstrip("\n")
-    return body
 
 
 def tokenize(text: str, *, strict: bool = True) -> list[str]:

@@ -18,6 +18,7 @@ room's members can decrypt only what was encrypted for it).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("communities.posts")
 SENDS_AT_ONCE = 8  # rooms sent to concurrently by one post
+MAX_POST_BYTES = 40_000  # a post's content as JSON: encrypted, still under 64 KiB
 MEDIA_TYPES = ("m.image", "m.video", "m.audio", "m.file")
 
 # CommonMark, raw HTML in the source escaped (never passed through), single line breaks kept
@@ -142,9 +144,22 @@ class Outcome:
     failed: dict[RoomID, str]
 
 
+def check_fits(content: dict[str, Any]) -> None:
+    """A post must fit in one Matrix event (64 KiB) once encrypted (its ciphertext is base64,
+    a third larger): refused before anything is sent."""
+    size = len(json.dumps(content, ensure_ascii=False).encode())
+    if size > MAX_POST_BYTES:
+        raise Invalid(
+            "That is too long to post: {:,} bytes with its formatting, at most {:,}.",
+            size,
+            MAX_POST_BYTES,
+        )
+
+
 async def post(svc: Service, params: Post, actor: UserID, origin: Origin = NOWHERE) -> Outcome:
     """Post `params` as an operation; where it went. Raises `Pending` when the homeserver
     stopped answering (the post goes on by itself and reports where it was asked for)."""
+    check_fits(params.content)
     return outcome(await svc.ops.run(params, actor, origin, params.space_id))
 
 

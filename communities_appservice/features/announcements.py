@@ -39,6 +39,7 @@ from ..db.room import CommunityRoom
 from ..errors import Invalid, NotFound
 from ..matrix.errors import MatrixError, is_transient
 from ..rules.limits import MAX_LONG_TEXT, check_text
+from ..rules.messages import body_text
 from ..rules.model import AuditAction, Role
 
 log = logging.getLogger("communities.announcements")
@@ -60,6 +61,7 @@ def clean_html(html: str) -> str:
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         url_schemes={"https", "http", "mailto"},
+        clean_content_tags={"mx-reply", "script", "style"},  # gone with what they hold
         link_rel=None,
     )
 
@@ -155,7 +157,7 @@ class Announcements:
         author = UserID(str(event.get("sender", "")))
         media = original if is_media(original) else None
         has_caption = media is None or original.get("filename") not in (None, original.get("body"))
-        plain = str(original.get("body", "")) if has_caption else ""
+        plain = body_text(original) if has_caption else ""
         rich = original.get("formatted_body")
         if original.get("format") == "org.matrix.custom.html" and isinstance(rich, str):
             text = Text(plain, clean_html(rich))

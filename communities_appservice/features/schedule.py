@@ -19,7 +19,7 @@ from mautrix.types import UserID
 
 from ..core.hooks import job
 from ..core.notices import Text, lines, say
-from ..core.posts import Post, groups_named, markdown, message, signed
+from ..core.posts import Post, check_fits, groups_named, markdown, message, signed
 from ..core.run import Params
 from ..core.service import Service
 from ..db import now_ms
@@ -81,6 +81,7 @@ class Schedule:
         tz = when.tzinfo
         assert isinstance(tz, ZoneInfo)
         content = message(signed(markdown(text), author))
+        check_fits(content)
         record = Job(
             id=0,
             space_id=community.space_id,

@@ -252,3 +252,39 @@ def test_markdown_is_rendered_and_html_escaped() -> None:
     assert "<s>old</s>" in text.html
     assert 'href="https://a.example/?q=%3C1%3E"' in text.html
     assert markdown("one line").html == "one line"
+
+
+async def test_a_post_too_long_for_one_event_is_refused_before_anything_is_sent(
+    service: Service, gateway: RecordingGateway, made: Made
+) -> None:
+    before = len(gateway.sent(made.announcements))
+    # Under the text limit in characters, over one event in bytes (with its HTML).
+    reply = await ask(
+        service, gateway, made.admins, OWNER, "!community announce " + "**中文** " * 1400
+    )
+    assert reply["body"].startswith("⚠️ That is too long to post:"), reply["body"]
+    assert len(gateway.sent(made.announcements)) == before
+    assert await service.db.operations.running() == []
+
+
+async def test_relay_drops_the_quote_of_a_reply(
+    service: Service, gateway: RecordingGateway, made: Made
+) -> None:
+    original = gateway.post(
+        made.announcements,
+        OWNER,
+        {
+            "msgtype": "m.text",
+            "body": "> <@x:y> earlier\n\nThe answer",
+            "format": "org.matrix.custom.html",
+            "formatted_body": "<mx-reply><blockquote>earlier</blockquote></mx-reply>The answer",
+            "m.relates_to": {"m.in_reply_to": {"event_id": "$earlier"}},
+        },
+    )
+    await ask(
+        service, gateway, made.announcements, OWNER, "!community relay --groups Kids", original
+    )
+    [sent] = posts(gateway, made.groups["Kids"])
+    assert sent["body"] == f"The answer\n— relayed from {OWNER}"
+    assert sent["formatted_body"].startswith("The answer<br>")
+    assert "m.relates_to" not in sent
