@@ -28,7 +28,7 @@ from mautrix.types import EventID, RoomID, UserID
 
 from ..db.community import Community
 from ..db.room import CommunityRoom
-from ..errors import Invalid
+from ..errors import Invalid, NotFound
 from ..matrix.errors import MatrixError, Transient, is_transient
 from ..matrix.gateway import matrix_to
 from .notices import Text, lines, say, txn_key
@@ -142,6 +142,23 @@ class Outcome:
 
     sent: dict[RoomID, EventID]
     failed: dict[RoomID, str]
+
+
+async def read_replied(svc: Service, room_id: RoomID, event_id: EventID) -> dict[str, Any]:
+    """The message a command replies to, as the bot reads it (decrypted)."""
+    try:
+        event = await svc.gw.get_event(room_id, event_id)
+    except MatrixError as e:
+        if is_transient(e):
+            raise
+        raise NotFound("I cannot see the message this replies to.") from None
+    except Exception as e:  # its keys never reached the bot
+        if is_transient(e):
+            raise
+        raise Invalid("I cannot read the message this replies to (it is encrypted).") from e
+    if event.get("type") != "m.room.message":
+        raise Invalid("This replies to something that is not a message.")
+    return event
 
 
 def check_fits(content: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from ..core.posts import (
     markdown,
     message,
     post,
+    read_replied,
     signed,
 )
 from ..core.service import Service
@@ -37,7 +38,7 @@ from ..db import now_ms
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Invalid, NotFound
-from ..matrix.errors import MatrixError, is_transient
+from ..matrix.errors import is_transient
 from ..rules.limits import MAX_LONG_TEXT, check_text
 from ..rules.messages import body_text
 from ..rules.model import AuditAction, Role
@@ -76,22 +77,6 @@ class Announcements:
             raise NotFound("This community has no announcement room.")
         return room
 
-    async def _read(self, room_id: RoomID, event_id: EventID) -> dict[str, Any]:
-        """The message a command replies to, as the bot reads it."""
-        try:
-            event = await self.svc.gw.get_event(room_id, event_id)
-        except MatrixError as e:
-            if is_transient(e):
-                raise
-            raise NotFound("I cannot see the message this replies to.") from None
-        except Exception as e:  # its keys never reached the bot
-            if is_transient(e):
-                raise
-            raise Invalid("I cannot read the message this replies to (it is encrypted).") from e
-        if event.get("type") != "m.room.message":
-            raise Invalid("This replies to something that is not a message.")
-        return event
-
     async def announce(
         self,
         community: Community,
@@ -107,7 +92,7 @@ class Announcements:
         check_text(text, "announcement", MAX_LONG_TEXT)
         media = None
         if reply_to is not None:
-            replied = (await self._read(here, reply_to)).get("content") or {}
+            replied = (await read_replied(self.svc, here, reply_to)).get("content") or {}
             media = replied if is_media(replied) else None
         if not text.strip() and media is None:
             raise Invalid("What should I announce? Add the text (or reply to an image or file).")
@@ -138,7 +123,7 @@ class Announcements:
         announcements = await self._announcements(community)
         if reply_to is None or here != announcements.room_id:
             raise Invalid("Send relay as a reply to a message in the announcement room.")
-        event = await self._read(here, reply_to)
+        event = await read_replied(self.svc, here, reply_to)
         rooms = await groups_named(self.svc, community, groups or "all")
         if not rooms:
             raise Invalid("This community has no groups to relay to.")
@@ -250,14 +235,10 @@ async def _allowed(svc: Service, room_id: RoomID, sender: UserID, relates: Any) 
         return False
     try:  # an edit of the sender's own thread reply
         edited = await svc.gw.get_event(room_id, EventID(relates["event_id"]))
-    except MatrixError as e:
-        if is_transient(e):
-            raise
-        return False
     except Exception as e:
         if is_transient(e):
             raise
-        return False  # unreadable: judged by what the edit says
+        return False  # gone or unreadable: judged by what the edit says
     original = (edited.get("content") or {}).get("m.relates_to") or {}
     return edited.get("sender") == sender and original.get("rel_type") == "m.thread"
 

@@ -17,13 +17,12 @@ from mautrix.types import EventID, RoomID, UserID
 
 from ..core.notices import say
 from ..core.operations import Origin, operation
-from ..core.posts import is_media
+from ..core.posts import is_media, read_replied
 from ..core.rooms import quietly, unlink_group
 from ..core.run import Params, Run
 from ..core.service import Service
 from ..db.community import Community
-from ..errors import Invalid, NotFound
-from ..matrix.errors import is_transient
+from ..errors import Invalid
 from ..rules.joins import marker_content
 from ..rules.model import MARKER_EVENT, AuditAction, CommunityState, GroupAccess, Role
 
@@ -52,13 +51,7 @@ class Lifecycle:
         svc = self.svc
         if reply_to is None:
             raise Invalid("Send avatar as a reply to an image.")
-        try:
-            event = await svc.gw.get_event(here, reply_to)
-        except Exception as e:
-            if is_transient(e):
-                raise
-            raise NotFound("I cannot read the message this replies to.") from None
-        content = event.get("content") or {}
+        content = (await read_replied(svc, here, reply_to)).get("content") or {}
         if content.get("msgtype") != "m.image" or not is_media(content):
             raise Invalid("Send avatar as a reply to an image.")
         info = dict(content.get("info") or {})
