@@ -21,7 +21,7 @@ from typing import Any, cast
 import asyncpg  # type: ignore[import-untyped]
 from mautrix.client import Client
 from mautrix.client.state_store.asyncpg import PgStateStore
-from mautrix.crypto import OlmMachine, PgCryptoStore, RejectKeyShare
+from mautrix.crypto import PgCryptoStore, RejectKeyShare
 from mautrix.errors import (
     DecryptionError,
     EncryptionError,
@@ -57,6 +57,7 @@ from mautrix.types import (
 from mautrix.util.async_db import Database
 
 from .errors import is_transient, persistently
+from .share import Machine
 
 log = logging.getLogger("communities.crypto")
 DEVICE_NAME = "Communities"
@@ -102,7 +103,7 @@ class BotCrypto:
         self.state_db.override_pool(db)
         self.store = PgCryptoStore(client.mxid, pickle_key, self.crypto_db)
         self.state = PgStateStore(self.state_db)
-        self.machine = OlmMachine(client, self.store, self.state)  # type: ignore[arg-type]
+        self.machine = Machine(client, self.store, self.state)
         self.machine.allow_key_share = self._allow_key_share
         self.machine.share_keys_min_trust = TrustState.UNVERIFIED
         self.machine.send_keys_min_trust = TrustState.UNVERIFIED
@@ -141,6 +142,7 @@ class BotCrypto:
         await self._ensure_device(stored or self._made_device)
         self._made_device = str(self.client.device_id)
         await self.machine.load()
+        await self.machine.forget_outbound_sessions()
         if not stored:
             await self.store.put_device_id(self.client.device_id)
             log.info("created bot device %s", self.client.device_id)
@@ -298,25 +300,29 @@ class BotCrypto:
     async def encrypt(
         self, room_id: str, event_type: str, content: dict[str, Any], members: Any
     ) -> dict[str, Any]:
-        """Megolm-encrypt; share a session first with every device of `await members()`."""
+        """Megolm-encrypt. The room's session is shared first if it has to be: a new one with
+        every device of `await members()`, or the current one with newcomers' devices."""
         room, etype = RoomID(room_id), EventType.find(event_type)
-        try:
-            encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
-        except EncryptionError:
-            # One share per room at a time; whoever waited finds the session ready.
-            async with self._sharing.setdefault(room_id, asyncio.Lock()):
+
+        async def everyone() -> list[UserID]:
+            targets: dict[UserID, str] = await members()
+            # The whole member list, also of members who joined before the bot (an adopted
+            # room): a change of any of them (a leave, a new device) concerns the session.
+            await self._record_members(
+                room, {u: Member(membership=Membership(m)) for u, m in targets.items()}
+            )
+            return list(targets)
+
+        # One share per room at a time; whoever waited finds the session ready.
+        async with self._sharing.setdefault(room_id, asyncio.Lock()):
+            for _ in range(3):
+                await self.machine.prepare(room, everyone)
                 try:
                     encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
                 except EncryptionError:
-                    targets: dict[UserID, str] = await members()
-                    # The whole member list, also of members who joined before the bot (an
-                    # adopted room): a new device of any of them rotates the session.
-                    await self._record_members(
-                        room, {u: Member(membership=Membership(m)) for u, m in targets.items()}
-                    )
-                    await self.machine.share_group_session(room, list(targets))
-                    encrypted = await self.machine.encrypt_megolm_event(room, etype, content)
-        return dict(encrypted.serialize())
+                    continue  # a departure rotated the session meanwhile
+                return dict(encrypted.serialize())
+        raise EncryptionError(f"no session could be kept for {room_id}: members keep leaving")
 
     async def _record_members(
         self, room: RoomID, members: dict[UserID, Member | MemberStateEventContent]
@@ -339,7 +345,7 @@ class BotCrypto:
         shared with the members of that moment. Called as soon as the bot itself removes
         someone, so that its next message in the room (the reply to `remove`, say) is not
         readable with a session the removed person still holds."""
-        await self.machine.crypto_store.remove_outbound_group_session(room_id)
+        await self.machine.rotate(room_id)
 
     async def _allow_key_share(self, device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
         """Room keys go to the bot's own other devices only (mautrix's default rule), never
