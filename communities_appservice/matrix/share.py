@@ -82,10 +82,10 @@ def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def bounded(calls: Iterable[Awaitable[T]], parallel: int = PARALLEL_REQUESTS) -> list[T]:
-    """Await `calls`, at most `parallel` at a time; the first failure is raised once all
-    have finished (none is left running)."""
-    gate = asyncio.Semaphore(parallel)
+async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Await `calls`, at most PARALLEL_REQUESTS at a time; the first failure is raised once
+    all have finished (none is left running)."""
+    gate = asyncio.Semaphore(PARALLEL_REQUESTS)
 
     async def one(call: Awaitable[T]) -> T:
         async with gate:
@@ -132,6 +132,11 @@ class Machine(OlmMachine):
             self._pending[evt.room_id].add(UserID(evt.state_key))
         elif now not in present and before in present:
             await self.rotate(evt.room_id)
+
+    def waiting(self, room_id: RoomID) -> frozenset[UserID]:
+        """Who gets the room's current session with its next message (joined, invited or
+        with a new device since it was shared)."""
+        return frozenset(self._pending.get(room_id, ()))
 
     async def rotate(self, room_id: RoomID) -> None:
         """The room's next message starts a new session, shared with the members of then."""
@@ -423,18 +428,7 @@ class Machine(OlmMachine):
         self, event_type: EventType, messages: dict[UserID, dict[DeviceID, Any]]
     ) -> None:
         """`/sendToDevice` in chunks of at most TO_DEVICE_CHUNK_MESSAGES messages."""
-        parts: list[dict[UserID, dict[DeviceID, Any]]] = []
-        current: dict[UserID, dict[DeviceID, Any]] = {}
-        size = 0
-        for user_id, devices in messages.items():
-            for device_id, content in devices.items():
-                if size == TO_DEVICE_CHUNK_MESSAGES:
-                    parts.append(current)
-                    current, size = {}, 0
-                current.setdefault(user_id, {})[device_id] = content
-                size += 1
-        if current:
-            parts.append(current)
+        parts = split_messages(messages, TO_DEVICE_CHUNK_MESSAGES)
         await bounded(self.client.send_to_device(event_type, part) for part in parts)
 
     async def _withhold(self, session: OutboundGroupSession, devices: list[DeviceIdentity]) -> None:
@@ -450,6 +444,22 @@ class Machine(OlmMachine):
         for device in devices:
             messages[device.user_id][device.device_id] = content
         await self.send_to_devices(EventType.ROOM_KEY_WITHHELD, dict(messages))
+
+
+def split_messages(
+    messages: dict[UserID, dict[DeviceID, Any]], size: int
+) -> list[dict[UserID, dict[DeviceID, Any]]]:
+    """To-device messages cut into requests of at most `size` messages each."""
+    parts: list[dict[UserID, dict[DeviceID, Any]]] = []
+    count = size
+    for user_id, devices in messages.items():
+        for device_id, content in devices.items():
+            if count == size:
+                parts.append({})
+                count = 0
+            parts[-1].setdefault(user_id, {})[device_id] = content
+            count += 1
+    return parts
 
 
 def _in_list(scheme: Scheme, values: Sequence[str], first: int) -> tuple[str, list[Any]]:
