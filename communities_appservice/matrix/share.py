@@ -6,104 +6,58 @@ user without cross-signing keys, and one unchunked request for the claim and for
 to-device send. `Machine` keeps the rest of `OlmMachine` (decryption, key requests, the
 account) and replaces the sharing:
 
-- devices and Olm sessions of all recipients are read in a few batched queries, and every
-  stage writes in one transaction (a key query: one per chunk of users);
+- the Olm work for all recipients is batched and chunked (`olm.py`);
 - trust is the stored device's: the bot sends keys to unverified devices (the design), so
   only a blacklisted device is left out, and nothing is fetched to find that out;
-- `/keys/query`, `/keys/claim` and `/sendToDevice` go in chunks, a few at a time;
-- CPU work (creating and using Olm sessions) gives the event loop back every few dozen
-  devices, so the bot's other rooms are served meanwhile;
 - a join, an invite or a member's new device no longer starts a new session: the next
   message shares the current one with the newcomer's devices only, at its current index
   (what was said before stays unreadable to them). A departure, a removed device or a
   restart (which forgets who holds the current session) starts a new one.
-
-Every Olm message the bot sends carries `sender_device_keys`, the bot's signed device keys.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from mautrix.client import Client
-from mautrix.crypto import OlmMachine, PgCryptoStore
-from mautrix.crypto.account import OlmAccount
-from mautrix.crypto.sessions import OutboundGroupSession, Session
-from mautrix.crypto.signature import verify_signature_json
+from mautrix.crypto import PgCryptoStore
+from mautrix.crypto.sessions import OutboundGroupSession
 from mautrix.errors import EncryptionError
 from mautrix.types import (
+    DecryptedOlmEvent,
     DeviceID,
     DeviceIdentity,
     DeviceKeys,
-    EncryptedOlmEventContent,
-    EncryptionKeyAlgorithm,
     EventType,
-    IdentityKey,
     Membership,
     MemberStateEventContent,
     QueryKeysResponse,
     RoomID,
+    RoomKeyEventContent,
     RoomKeyWithheldCode,
     SessionID,
     StateEvent,
-    SyncToken,
     TrustState,
     UserID,
 )
-from mautrix.util.async_db import Scheme
+
+from .olm import OlmBatch
 
 log = logging.getLogger("communities.crypto.share")
 
-# Requests to the homeserver are cut into chunks of this many users (a key query or claim)
-# or messages (a to-device send), and up to PARALLEL_REQUESTS of them are in flight at once.
-QUERY_CHUNK_USERS = 250
-CLAIM_CHUNK_USERS = 250
-TO_DEVICE_CHUNK_MESSAGES = 250
-PARALLEL_REQUESTS = 4
-# How long the homeserver may wait for other servers in a key query or claim (ms).
-REMOTE_TIMEOUT_MS = 10_000
-# Devices handled between two returns to the event loop.
-CPU_SLICE = 32
-# Identifiers per `IN (...)` list on SQLite.
-SQL_CHUNK = 500
 SHARE_ATTEMPTS = 5
-
-NO_TOKEN = SyncToken("")
+SHARED_HISTORY_FLAGS = ("m.shared_history", "org.matrix.msc3061.shared_history")
 Device = tuple[UserID, DeviceID]
-T = TypeVar("T")
 
 
-def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
-    """Await `calls`, at most PARALLEL_REQUESTS at a time; the first failure is raised once
-    all have finished (none is left running)."""
-    gate = asyncio.Semaphore(PARALLEL_REQUESTS)
-
-    async def one(call: Awaitable[T]) -> T:
-        async with gate:
-            return await call
-
-    results = await asyncio.gather(*(one(c) for c in calls), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results  # type: ignore[return-value]
-
-
-class Machine(OlmMachine):
+class Machine(OlmBatch):
     """`OlmMachine` with the sharing described above."""
 
     def __init__(self, client: Client, store: PgCryptoStore, state: Any) -> None:
         super().__init__(client, store, state)
-        self.pg = store
         # Who holds each outbound session, as (user, device): known for sessions shared by
         # this process only (a session found in the store after a restart is replaced).
         self._recipients: dict[str, set[Device]] = {}
@@ -111,13 +65,12 @@ class Machine(OlmMachine):
         self._pending: defaultdict[RoomID, set[UserID]] = defaultdict(set)
         # Bumped at every rotation: a share that a rotation overtook is not kept.
         self._generation: defaultdict[RoomID, int] = defaultdict(int)
-        self._own_keys: dict[str, Any] | None = None
-        self.shared_history: Callable[[RoomID], Awaitable[bool]] | None = None
-
-    @property
-    def olm(self) -> OlmAccount:
-        assert self.account is not None, "the account is loaded at start-up"
-        return self.account
+        # Rooms whose keys are marked `shared_history` (the announcement rooms), and what
+        # records a key as shareable: set by the service (`matrix/history.py`).
+        self.history_room: Callable[[RoomID], Awaitable[bool]] | None = None
+        self.on_shareable: Callable[[RoomID, SessionID], Awaitable[None]] | None = None
+        self._marked: set[str] = set()  # outbound sessions marked shared_history
+        self._current: dict[RoomID, str] = {}  # each room's session of this process
 
     # --- what starts a new session, and what only widens the current one ----------------
 
@@ -132,6 +85,20 @@ class Machine(OlmMachine):
             self._pending[evt.room_id].add(UserID(evt.state_key))
         elif now not in present and before in present:
             await self.rotate(evt.room_id)
+
+    async def _is_history_room(self, room_id: RoomID) -> bool:
+        return self.history_room is not None and await self.history_room(room_id)
+
+    async def _receive_room_key(self, evt: DecryptedOlmEvent) -> None:
+        """A room key from a member's device; one it marked `shared_history`, in a room
+        whose history newcomers get, is recorded as shareable."""
+        await super()._receive_room_key(evt)
+        content = cast(RoomKeyEventContent, evt.content)
+        extra = getattr(content, "unrecognized_", None) or {}
+        if not any(extra.get(flag) is True for flag in SHARED_HISTORY_FLAGS):
+            return
+        if self.on_shareable is not None and await self._is_history_room(content.room_id):
+            await self.on_shareable(content.room_id, content.session_id)
 
     def waiting(self, room_id: RoomID) -> frozenset[UserID]:
         """Who gets the room's current session with its next message (joined, invited or
@@ -173,27 +140,6 @@ class Machine(OlmMachine):
                     self._pending[room].add(user_id)
         return after
 
-    async def _fetch_keys(
-        self, users: list[UserID], since: SyncToken = NO_TOKEN, include_untracked: bool = False
-    ) -> dict[UserID, dict[DeviceID, DeviceIdentity]]:
-        """A key query in chunks, a few at a time; each chunk's answer is stored in one
-        transaction. A server that fails to answer is logged and its users get nothing."""
-        if not include_untracked:
-            users = await self.crypto_store.filter_tracked_users(users)
-        wanted = sorted(set(users))
-        found: dict[UserID, dict[DeviceID, DeviceIdentity]] = {}
-
-        async def query(chunk: Sequence[UserID]) -> None:
-            resp = await self.client.query_keys(list(chunk), token=since, timeout=REMOTE_TIMEOUT_MS)
-            for server, error in resp.failures.items():
-                log.warning("key query: %s did not answer (%s)", server, error)
-            async with self.crypto_store.transaction():
-                for user_id, devices in resp.device_keys.items():
-                    found[user_id] = await self._process_fetched_keys(user_id, devices, resp)
-
-        await bounded(query(c) for c in chunks(wanted, QUERY_CHUNK_USERS))
-        return found
-
     # --- sharing ------------------------------------------------------------------------
 
     async def prepare(
@@ -212,7 +158,13 @@ class Machine(OlmMachine):
                 return
             self._pending.pop(room_id, None)
             session = await self._new_outbound_group_session(room_id)
+            self._forget(self._current.get(room_id, ""))
+            self._current[room_id] = session.id
             self._recipients[session.id] = set()
+            if await self._is_history_room(room_id):
+                self._marked.add(session.id)
+                if self.on_shareable is not None:
+                    await self.on_shareable(room_id, SessionID(session.id))
             await self._share(session, await members())
             if self._generation[room_id] != generation:
                 continue  # someone left meanwhile: this session may have reached them
@@ -220,6 +172,10 @@ class Machine(OlmMachine):
             await self.crypto_store.add_outbound_group_session(session)
             return
         raise EncryptionError(f"the members of {room_id} kept changing while sharing a key")
+
+    def _forget(self, session_id: str) -> None:
+        self._recipients.pop(session_id, None)
+        self._marked.discard(session_id)
 
     async def share_group_session(self, room_id: RoomID, users: list[UserID]) -> None:
         async def everyone() -> list[UserID]:
@@ -233,7 +189,7 @@ class Machine(OlmMachine):
         not hold it yet."""
         holders = self._recipients.setdefault(session.id, set())
         me = (self.client.mxid, self.client.device_id)
-        devices = await self._devices_of(users)
+        devices = await self.devices_of(users)
         targets: list[DeviceIdentity] = []
         withheld: list[DeviceIdentity] = []
         for device in devices:
@@ -243,14 +199,14 @@ class Machine(OlmMachine):
             (withheld if device.trust == TrustState.BLACKLISTED else targets).append(device)
         if not targets and not withheld:
             return
-        sessions = await self._olm_sessions(targets)
+        sessions = await self.olm_sessions(targets)
         missing = [d for d in targets if d.identity_key not in sessions]
         if missing:
-            sessions.update(await self._claim_sessions(missing))
+            sessions.update(await self.claim_sessions(missing))
         reachable = [d for d in targets if d.identity_key in sessions]
         content = dict(session.share_content.serialize())
-        if self.shared_history is not None and await self.shared_history(session.room_id):
-            content["shared_history"] = True
+        if session.id in self._marked:
+            content.update(dict.fromkeys(SHARED_HISTORY_FLAGS, True))
         messages = await self.encrypt_olm_many(reachable, sessions, EventType.ROOM_KEY, content)
         await self.send_to_devices(EventType.TO_DEVICE_ENCRYPTED, messages)
         if withheld:
@@ -265,172 +221,6 @@ class Machine(OlmMachine):
             len(withheld),
         )
 
-    async def _devices_of(self, users: list[UserID]) -> list[DeviceIdentity]:
-        """The stored devices of `users`; users never queried are queried first."""
-        db = self.pg.db
-        tracked: set[str] = set()
-        rows: list[Any] = []
-        for part in chunks(sorted(set(users)), SQL_CHUNK):
-            where, args = _in_list(db.scheme, part, 1)
-            tracked.update(
-                r["user_id"]
-                for r in await db.fetch(
-                    f"SELECT user_id FROM crypto_tracked_user WHERE user_id {where}", *args
-                )
-            )
-            rows.extend(
-                await db.fetch(
-                    "SELECT user_id, device_id, identity_key, signing_key, trust, deleted, name"
-                    f" FROM crypto_device WHERE user_id {where}",
-                    *args,
-                )
-            )
-        devices = [
-            DeviceIdentity(
-                user_id=UserID(r["user_id"]),
-                device_id=DeviceID(r["device_id"]),
-                identity_key=IdentityKey(r["identity_key"]),
-                signing_key=r["signing_key"],
-                trust=TrustState(r["trust"]),
-                deleted=bool(r["deleted"]),
-                name=r["name"],
-            )
-            for r in rows
-        ]
-        untracked = [u for u in set(users) if u not in tracked]
-        if untracked:
-            async with self._fetch_keys_lock:
-                fetched = await self._fetch_keys(untracked, include_untracked=True)
-            devices.extend(d for user in fetched.values() for d in user.values())
-        return devices
-
-    async def _olm_sessions(self, devices: list[DeviceIdentity]) -> dict[IdentityKey, Session]:
-        """The latest Olm session with each device, through the store's cache."""
-        store, db = self.pg, self.pg.db
-        cache = store._olm_cache  # the cache decryption uses too
-        found: dict[IdentityKey, Session] = {}
-        keys = sorted({d.identity_key for d in devices})
-        for part in chunks(keys, SQL_CHUNK):
-            where, args = _in_list(db.scheme, part, 2)
-            rows = await db.fetch(
-                "SELECT sender_key, session_id, session, created_at, last_encrypted,"
-                " last_decrypted FROM crypto_olm_session"
-                f" WHERE account_id=$1 AND sender_key {where} ORDER BY last_decrypted DESC",
-                store.account_id,
-                *args,
-            )
-            for i, row in enumerate(rows):
-                key = IdentityKey(row["sender_key"])
-                if key in found:
-                    continue
-                cached = cache[key].get(row["session_id"])
-                if cached is None:
-                    cached = Session.from_pickle(
-                        row["session"],
-                        passphrase=store.pickle_key,
-                        creation_time=row["created_at"],
-                        last_encrypted=row["last_encrypted"],
-                        last_decrypted=row["last_decrypted"],
-                    )
-                    cache[key][SessionID(cached.id)] = cached
-                found[key] = cached
-                if i % CPU_SLICE == CPU_SLICE - 1:
-                    await asyncio.sleep(0)
-        return found
-
-    async def _claim_sessions(self, devices: list[DeviceIdentity]) -> dict[IdentityKey, Session]:
-        """New Olm sessions from claimed one-time keys, stored in one transaction."""
-        by_user: defaultdict[UserID, dict[DeviceID, DeviceIdentity]] = defaultdict(dict)
-        for device in devices:
-            by_user[device.user_id][device.device_id] = device
-        made: dict[IdentityKey, Session] = {}
-
-        async def claim(part: Sequence[UserID]) -> None:
-            request = {
-                u: {d: EncryptionKeyAlgorithm.SIGNED_CURVE25519 for d in by_user[u]} for u in part
-            }
-            resp = await self.client.claim_keys(request, timeout=REMOTE_TIMEOUT_MS)
-            for server, error in (resp.failures or {}).items():
-                log.warning("key claim: %s did not answer (%s)", server, error)
-            done = 0
-            for user_id, keys in resp.one_time_keys.items():
-                for device_id, one_time_keys in keys.items():
-                    device = by_user.get(user_id, {}).get(device_id)
-                    if device is None or not one_time_keys:
-                        continue
-                    _, data = next(iter(one_time_keys.items()))
-                    if not verify_signature_json(data, user_id, device_id, device.signing_key):
-                        log.warning("invalid one-time key signature of %s/%s", user_id, device_id)
-                        continue
-                    made[device.identity_key] = self.olm.new_outbound_session(
-                        device.identity_key, data["key"]
-                    )
-                    done += 1
-                    if done % CPU_SLICE == 0:
-                        await asyncio.sleep(0)
-
-        await bounded(claim(c) for c in chunks(sorted(by_user), CLAIM_CHUNK_USERS))
-        async with self.crypto_store.transaction():
-            for key, session in made.items():
-                await self.crypto_store.add_session(key, session)
-        if len(made) < len(devices):
-            log.info("no one-time key for %d of %d devices", len(devices) - len(made), len(devices))
-        return made
-
-    async def own_device_keys(self) -> dict[str, Any]:
-        """The bot's device keys as the homeserver serves them (signatures included)."""
-        if self._own_keys is None:
-            mxid, device = self.client.mxid, self.client.device_id
-            resp = await self.client.query_keys({mxid: [device]})
-            keys = resp.device_keys.get(mxid, {}).get(device)
-            own = keys or self.olm.get_device_keys(mxid, device)
-            self._own_keys = dict(own.serialize())
-        return self._own_keys
-
-    async def encrypt_olm_many(
-        self,
-        devices: list[DeviceIdentity],
-        sessions: dict[IdentityKey, Session],
-        event_type: EventType,
-        content: dict[str, Any],
-    ) -> dict[UserID, dict[DeviceID, EncryptedOlmEventContent]]:
-        """Olm-encrypt one event for each device; the sessions are saved in one transaction."""
-        own_keys = await self.own_device_keys()
-        messages: defaultdict[UserID, dict[DeviceID, EncryptedOlmEventContent]] = defaultdict(dict)
-        used: dict[IdentityKey, Session] = {}
-        async with self._olm_lock:
-            for i, device in enumerate(devices):
-                session = sessions[device.identity_key]
-                plaintext = {
-                    "sender": self.client.mxid,
-                    "sender_device": self.client.device_id,
-                    "keys": {"ed25519": self.olm.signing_key},
-                    "sender_device_keys": own_keys,
-                    "recipient": device.user_id,
-                    "recipient_keys": {"ed25519": device.signing_key},
-                    "type": event_type.serialize(),
-                    "content": content,
-                }
-                ciphertext = session.encrypt(json.dumps(plaintext))
-                messages[device.user_id][device.device_id] = EncryptedOlmEventContent(
-                    ciphertext={device.identity_key: ciphertext},
-                    sender_key=self.olm.identity_key,
-                )
-                used[device.identity_key] = session
-                if i % CPU_SLICE == CPU_SLICE - 1:
-                    await asyncio.sleep(0)
-            async with self.crypto_store.transaction():
-                for key, session in used.items():
-                    await self.crypto_store.update_session(key, session)
-        return dict(messages)
-
-    async def send_to_devices(
-        self, event_type: EventType, messages: dict[UserID, dict[DeviceID, Any]]
-    ) -> None:
-        """`/sendToDevice` in chunks of at most TO_DEVICE_CHUNK_MESSAGES messages."""
-        parts = split_messages(messages, TO_DEVICE_CHUNK_MESSAGES)
-        await bounded(self.client.send_to_device(event_type, part) for part in parts)
-
     async def _withhold(self, session: OutboundGroupSession, devices: list[DeviceIdentity]) -> None:
         content = {
             "room_id": session.room_id,
@@ -444,27 +234,3 @@ class Machine(OlmMachine):
         for device in devices:
             messages[device.user_id][device.device_id] = content
         await self.send_to_devices(EventType.ROOM_KEY_WITHHELD, dict(messages))
-
-
-def split_messages(
-    messages: dict[UserID, dict[DeviceID, Any]], size: int
-) -> list[dict[UserID, dict[DeviceID, Any]]]:
-    """To-device messages cut into requests of at most `size` messages each."""
-    parts: list[dict[UserID, dict[DeviceID, Any]]] = []
-    count = size
-    for user_id, devices in messages.items():
-        for device_id, content in devices.items():
-            if count == size:
-                parts.append({})
-                count = 0
-            parts[-1].setdefault(user_id, {})[device_id] = content
-            count += 1
-    return parts
-
-
-def _in_list(scheme: Scheme, values: Sequence[str], first: int) -> tuple[str, list[Any]]:
-    """`IN (...)` for `values`, numbered from parameter `first`: an array on PostgreSQL."""
-    if scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
-        return f"= ANY(${first})", [list(values)]
-    marks = ",".join(f"${first + i}" for i in range(len(values)))
-    return f"IN ({marks})", list(values)

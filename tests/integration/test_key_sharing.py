@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from mautrix.types import RoomID, UserID
 
-from communities_appservice.matrix import share
+from communities_appservice.matrix import olm
 
 from .devices import LightDevice, megolm_decrypt
 from .harness import Stack, eventually
@@ -153,10 +153,10 @@ async def key_of(device: LightDevice, room: RoomID, session_id: str) -> dict[str
 async def test_a_first_message_shares_its_key_in_chunks_with_every_device(
     stack: Stack, crowd: Crowd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(share, "QUERY_CHUNK_USERS", 40)
-    monkeypatch.setattr(share, "CLAIM_CHUNK_USERS", 40)
-    monkeypatch.setattr(share, "TO_DEVICE_CHUNK_MESSAGES", 32)
-    monkeypatch.setattr(share, "PARALLEL_REQUESTS", 3)
+    monkeypatch.setattr(olm, "QUERY_CHUNK_USERS", 40)
+    monkeypatch.setattr(olm, "CLAIM_CHUNK_USERS", 40)
+    monkeypatch.setattr(olm, "TO_DEVICE_CHUNK_MESSAGES", 32)
+    monkeypatch.setattr(olm, "PARALLEL_REQUESTS", 3)
     recorder = Recorder(stack, monkeypatch)
     assert stack.app is not None and stack.app.gateway is not None
     event_id = await stack.app.gateway.send_message(crowd.room, "m.room.message", NOTICE)

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mautrix.types import DeviceID, UserID
 
-from communities_appservice.matrix import share
-from communities_appservice.matrix.share import bounded, chunks, split_messages
+from communities_appservice.matrix import olm
+from communities_appservice.matrix.olm import bounded, chunks, split_messages
 
 messages_strategy = st.dictionaries(
     st.text(min_size=1, max_size=5).map(lambda s: UserID("@" + s)),
@@ -44,7 +44,7 @@ def test_chunks_cut_in_order() -> None:
 async def test_bounded_keeps_at_most_the_allowed_requests_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(share, "PARALLEL_REQUESTS", 3)
+    monkeypatch.setattr(olm, "PARALLEL_REQUESTS", 3)
     in_flight = most = 0
     release = asyncio.Event()
 
