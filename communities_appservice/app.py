@@ -99,6 +99,8 @@ class App:
         )
         await self.crypto.start()
         self.gateway.crypto = self.crypto
+        assert self.service is not None
+        self.crypto.machine.history_room = self.service.shares_history
         if self.config.encryption.appservice:
             self.server.extras = self._crypto_part
 

@@ -121,6 +121,7 @@ class EncryptionConfig:
     enabled: bool = True
     appservice: bool = True
     pickle_key: str = GENERATE
+    share_announcement_history: bool = True
 
 
 @dataclass(frozen=True)

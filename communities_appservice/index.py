@@ -21,4 +21,5 @@ from .commands import structure as structure
 from .commands import suggestions as suggestions
 from .commands import unfinished as unfinished
 from .commands import welcome as welcome
+from .features import history as history
 from .features import membership as membership

@@ -285,6 +285,10 @@ class RecordingGateway:
         self._record("delete_alias", alias)
         self.aliases.pop(alias, None)
 
+    async def share_history(self, room_id: RoomID, user_id: UserID) -> int:
+        self._record("share_history", room_id, user_id)
+        return 0
+
     async def upload(self, data: bytes, content_type: str, filename: str) -> ContentURI:
         self._record("upload", content_type, filename)
         self.uploads.append((data, content_type, filename))

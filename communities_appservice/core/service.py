@@ -186,6 +186,15 @@ class Service:
             closed=community.state == CommunityState.DEACTIVATED,
         )
 
+    async def shares_history(self, room_id: RoomID) -> bool:
+        """Whether newcomers get the room's encrypted history (MSC4268): an announcement
+        room, unless the operator turned it off. The bot's keys there are marked
+        `shared_history` (`matrix/history.py`, `features/history.py`)."""
+        if not self.config.encryption.share_announcement_history:
+            return False
+        room = await self.db.rooms.get(room_id)
+        return room is not None and room.role == Role.ANNOUNCEMENTS
+
     def replies_mode(self, community: Community) -> str:
         """`threads` or `off`: the community's own choice, else the service's default."""
         if community.replies:

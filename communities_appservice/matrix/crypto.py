@@ -57,6 +57,7 @@ from mautrix.types import (
 from mautrix.util.async_db import Database
 
 from .errors import is_transient, persistently
+from .history import History, Upload
 from .share import Machine
 
 log = logging.getLogger("communities.crypto")
@@ -104,6 +105,8 @@ class BotCrypto:
         self.store = PgCryptoStore(client.mxid, pickle_key, self.crypto_db)
         self.state = PgStateStore(self.state_db)
         self.machine = Machine(client, self.store, self.state)
+        self.history = History(self.machine)
+        self.machine.on_shareable = self.history.mark_shareable
         self.machine.allow_key_share = self._allow_key_share
         self.machine.share_keys_min_trust = TrustState.UNVERIFIED
         self.machine.send_keys_min_trust = TrustState.UNVERIFIED
@@ -346,6 +349,10 @@ class BotCrypto:
         someone, so that its next message in the room (the reply to `remove`, say) is not
         readable with a session the removed person still holds."""
         await self.machine.rotate(room_id)
+
+    async def share_history(self, room_id: str, user_id: str, upload: Upload) -> int:
+        """MSC4268: the room's shareable keys to `user_id`'s cross-signed devices."""
+        return await self.history.share(RoomID(room_id), UserID(user_id), upload)
 
     async def _allow_key_share(self, device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
         """Room keys go to the bot's own other devices only (mautrix's default rule), never

@@ -69,6 +69,7 @@ class Gateway(Protocol):
     async def media(
         self, room_id: RoomID, data: bytes, content_type: str, filename: str
     ) -> dict[str, Any]: ...
+    async def share_history(self, room_id: RoomID, user_id: UserID) -> int: ...
 
 
 def _wrap(e: MatrixRequestError) -> MatrixError:
@@ -366,6 +367,13 @@ class MatrixGateway:
         except MatrixError as e:
             if e.errcode != "M_NOT_FOUND":
                 raise
+
+    async def share_history(self, room_id: RoomID, user_id: UserID) -> int:
+        """The room's shareable history (MSC4268) to `user_id`'s devices; how many keys
+        went (none without encryption)."""
+        if self.crypto is None:
+            return 0
+        return await self.crypto.share_history(room_id, user_id, self.upload)
 
     async def upload(self, data: bytes, content_type: str, filename: str) -> ContentURI:
         """Put `data` in the media repository as the bot; returns its mxc:// URI."""

@@ -16,6 +16,7 @@ from . import (  # isort: skip
     v10_parked,
     v11_inbox_rooms,
     v12_schedule,
+    v13_shared_history,
 )
 
 __all__ = ["upgrade_table"]
