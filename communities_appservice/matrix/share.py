@@ -80,10 +80,10 @@ class Machine(OlmBatch):
         content = cast(MemberStateEventContent, evt.content)
         before = cast(MemberStateEventContent, evt.prev_content).membership
         now = content.membership
-        present = (Membership.JOIN, Membership.INVITE)
+        present, gone = (Membership.JOIN, Membership.INVITE), (Membership.LEAVE, Membership.BAN)
         if now in present and before not in present:
             self._pending[evt.room_id].add(UserID(evt.state_key))
-        elif now not in present and before in present:
+        elif now in gone and before not in gone:  # also when the event does not say before
             await self.rotate(evt.room_id)
 
     async def _is_history_room(self, room_id: RoomID) -> bool:
