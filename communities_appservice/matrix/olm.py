@@ -22,6 +22,7 @@ from mautrix.crypto import OlmMachine, PgCryptoStore
 from mautrix.crypto.account import OlmAccount
 from mautrix.crypto.sessions import Session
 from mautrix.crypto.signature import verify_signature_json
+from mautrix.errors import DeviceValidationError
 from mautrix.types import (
     DeviceID,
     DeviceIdentity,
@@ -29,6 +30,8 @@ from mautrix.types import (
     EncryptionKeyAlgorithm,
     EventType,
     IdentityKey,
+    KeyID,
+    QueryKeysResponse,
     SessionID,
     SyncToken,
     TrustState,
@@ -109,11 +112,71 @@ class OlmBatch(OlmMachine):
             resp = await self.client.query_keys(list(chunk), token=since, timeout=REMOTE_TIMEOUT_MS)
             for server, error in resp.failures.items():
                 log.warning("key query: %s did not answer (%s)", server, error)
+            tracked = set(await self.crypto_store.filter_tracked_users(list(chunk)))
+            first = [u for u in resp.device_keys if u not in tracked and u not in resp.master_keys]
             async with self.crypto_store.transaction():
+                found.update(await self._store_first_seen(resp, first))
                 for user_id, devices in resp.device_keys.items():
-                    found[user_id] = await self._process_fetched_keys(user_id, devices, resp)
+                    if user_id not in found:
+                        found[user_id] = await self._process_fetched_keys(user_id, devices, resp)
 
         await bounded(query(c) for c in chunks(wanted, QUERY_CHUNK_USERS))
+        return found
+
+    async def _store_first_seen(
+        self, resp: QueryKeysResponse, users: list[UserID]
+    ) -> dict[UserID, dict[DeviceID, DeviceIdentity]]:
+        """Users seen for the first time, without cross-signing keys: their devices checked
+        as mautrix checks them (`_validate_device`) and stored, with the devices' own
+        signatures, in a few statements instead of several per user. The caller holds a
+        transaction."""
+        found: dict[UserID, dict[DeviceID, DeviceIdentity]] = {}
+        devices: list[tuple[Any, ...]] = []
+        signatures: list[tuple[Any, ...]] = []
+        for n, user_id in enumerate(users):
+            valid: dict[DeviceID, DeviceIdentity] = {}
+            for device_id, keys in resp.device_keys[user_id].items():
+                try:
+                    device = await self._validate_device(user_id, device_id, keys, None)
+                except DeviceValidationError as e:
+                    log.warning("device %s of %s left out: %s", device_id, user_id, e)
+                    continue
+                valid[device_id] = device
+                devices.append(
+                    (user_id, device_id, device.identity_key, device.signing_key)
+                    + (int(device.trust), False, device.name)
+                )
+                own = keys.signatures.get(user_id, {})
+                signature = own.get(KeyID(EncryptionKeyAlgorithm.ED25519, device_id))
+                if signature:
+                    key = device.signing_key
+                    signatures.append((user_id, key, user_id, key, signature))
+            found[user_id] = valid
+            if n % CPU_SLICE == CPU_SLICE - 1:
+                await asyncio.sleep(0)
+        if not found:
+            return found
+        rows: list[tuple[str]] = [(u,) for u in found]
+        db: Any = self.pg.db  # one connection: the caller's transaction
+        async with db.acquire() as conn:
+            await conn.executemany(
+                "INSERT INTO crypto_tracked_user (user_id) VALUES ($1)"
+                " ON CONFLICT (user_id) DO NOTHING",
+                rows,
+            )
+            await conn.executemany("DELETE FROM crypto_device WHERE user_id=$1", rows)
+            await conn.executemany(
+                "INSERT INTO crypto_device (user_id, device_id, identity_key, signing_key,"
+                " trust, deleted, name) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                devices,
+            )
+            await conn.executemany(
+                "INSERT INTO crypto_cross_signing_signatures (signed_user_id, signed_key,"
+                " signer_user_id, signer_key, signature) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (signed_user_id, signed_key, signer_user_id, signer_key)"
+                " DO UPDATE SET signature=excluded.signature",
+                signatures,
+            )
         return found
 
     async def devices_of(self, users: list[UserID]) -> list[DeviceIdentity]:
