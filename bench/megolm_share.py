@@ -168,6 +168,14 @@ class Homeserver:
         return str((await self.call("GET", f"{CLIENT_API}/account/whoami", token))["device_id"])
 
 
+def summary(size: int, times: dict[str, float]) -> str:
+    """The size's last line: each side's time (one first send per side: a first send cannot
+    be repeated in a room, a second one finds the Olm sessions made)."""
+    names = {"bot": "bot", "floor": "floor", "client": "mautrix", "nio": "nio"}
+    parts = [f"{names[side]}={times[side]:.2f}s" for side in names if side in times]
+    return " ".join([f"members={size}", *parts])
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -1036,6 +1044,7 @@ async def run(sizes: list[int], sides: set[str], workdir: Path, profiling: bool)
             if "join" in sides and floor is not None:
                 await member_joins(app, synapse, hs, floor, rooms["bot"], size, rooms.get("floor"))
                 print(flush=True)
+            print(summary(size, times), flush=True)
     finally:
         if nio is not None:
             await nio.close()
