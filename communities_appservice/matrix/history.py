@@ -22,14 +22,21 @@ from typing import Any
 
 from mautrix.crypto.attachments import encrypt_attachment
 from mautrix.errors import GroupSessionWithheldError
-from mautrix.types import ContentURI, EventType, RoomID, SessionID, TrustState, UserID
+from mautrix.types import (
+    ContentURI,
+    EncryptionAlgorithm,
+    EventType,
+    RoomID,
+    SessionID,
+    TrustState,
+    UserID,
+)
 
 from .share import Machine
 
 log = logging.getLogger("communities.crypto.history")
 
 BUNDLE_TYPES = ("m.room_key_bundle", "io.element.msc4268.room_key_bundle")
-MEGOLM = "m.megolm.v1.aes-sha2"
 # A bundle goes to devices their owner cross-signed (the spec's identity-based rule).
 MIN_TRUST = TrustState.CROSS_SIGNED_TOFU
 
@@ -68,7 +75,7 @@ class History:
                 continue
             keys.append(
                 {
-                    "algorithm": MEGOLM,
+                    "algorithm": EncryptionAlgorithm.MEGOLM_V1.value,
                     "room_id": room_id,
                     "sender_key": session.sender_key,
                     "session_id": session.id,
@@ -103,11 +110,7 @@ class History:
             await upload(ciphertext, "application/octet-stream", "room-key-bundle")
         )
         content = {"room_id": room_id, "file": file.serialize()}
-        sessions = await machine.olm_sessions(devices)
-        missing = [d for d in devices if d.identity_key not in sessions]
-        if missing:
-            sessions.update(await machine.claim_sessions(missing))
-        reachable = [d for d in devices if d.identity_key in sessions]
+        reachable, sessions = await machine.sessions_with(devices)
         for kind in BUNDLE_TYPES:
             messages = await machine.encrypt_olm_many(
                 reachable, sessions, EventType.find(kind, EventType.Class.TO_DEVICE), content

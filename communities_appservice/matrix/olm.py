@@ -253,6 +253,17 @@ class OlmBatch(OlmMachine):
                     await asyncio.sleep(0)
         return found
 
+    async def sessions_with(
+        self, devices: list[DeviceIdentity]
+    ) -> tuple[list[DeviceIdentity], dict[IdentityKey, Session]]:
+        """The devices an Olm session reaches (stored, or made from a claimed one-time key;
+        a device without one left out), and those sessions."""
+        sessions = await self.olm_sessions(devices)
+        missing = [d for d in devices if d.identity_key not in sessions]
+        if missing:
+            sessions.update(await self.claim_sessions(missing))
+        return [d for d in devices if d.identity_key in sessions], sessions
+
     async def claim_sessions(self, devices: list[DeviceIdentity]) -> dict[IdentityKey, Session]:
         """New Olm sessions from claimed one-time keys, stored in one transaction."""
         by_user: defaultdict[UserID, dict[DeviceID, DeviceIdentity]] = defaultdict(dict)

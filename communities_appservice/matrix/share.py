@@ -31,6 +31,7 @@ from mautrix.types import (
     DeviceID,
     DeviceIdentity,
     DeviceKeys,
+    EncryptionAlgorithm,
     EventType,
     Membership,
     MemberStateEventContent,
@@ -199,11 +200,7 @@ class Machine(OlmBatch):
             (withheld if device.trust == TrustState.BLACKLISTED else targets).append(device)
         if not targets and not withheld:
             return
-        sessions = await self.olm_sessions(targets)
-        missing = [d for d in targets if d.identity_key not in sessions]
-        if missing:
-            sessions.update(await self.claim_sessions(missing))
-        reachable = [d for d in targets if d.identity_key in sessions]
+        reachable, sessions = await self.sessions_with(targets)
         content = dict(session.share_content.serialize())
         if session.id in self._marked:
             content.update(dict.fromkeys(SHARED_HISTORY_FLAGS, True))
@@ -224,7 +221,7 @@ class Machine(OlmBatch):
     async def _withhold(self, session: OutboundGroupSession, devices: list[DeviceIdentity]) -> None:
         content = {
             "room_id": session.room_id,
-            "algorithm": "m.megolm.v1.aes-sha2",
+            "algorithm": EncryptionAlgorithm.MEGOLM_V1.value,
             "session_id": session.id,
             "sender_key": self.olm.identity_key,
             "code": RoomKeyWithheldCode.BLACKLISTED.value,
