@@ -67,6 +67,7 @@ import functools
 import inspect
 import json
 import logging
+import os
 import secrets
 import shutil
 import statistics
@@ -111,9 +112,11 @@ from nio import AsyncClient, AsyncClientConfig, RoomCreateResponse, RoomPreset, 
 from communities_appservice.app import App
 from communities_appservice.config import generate_registration
 from communities_appservice.dev.localhs import LocalSynapse, free_loopback_port
+from communities_appservice.matrix import olm as bot_olm
+from communities_appservice.matrix.batches import PARALLEL_REQUESTS
 from communities_appservice.matrix.olm import (
     CLAIM_CHUNK_USERS,
-    PARALLEL_REQUESTS,
+    QUERY_CHUNK_USERS,
     TO_DEVICE_CHUNK_MESSAGES,
 )
 
@@ -166,6 +169,26 @@ class Homeserver:
 
     async def device_id(self, token: str) -> str:
         return str((await self.call("GET", f"{CLIENT_API}/account/whoami", token))["device_id"])
+
+
+def cpu_lines(times: dict[str, float], cpu: dict[str, dict[str, float]]) -> str:
+    """The key query's floor, and the CPU seconds each timed span cost this process (the
+    bot runs in it; threads included) and Synapse."""
+    lines = []
+    if "query" in times:
+        both = times["query"] + times["floor"]
+        line = f"  floor of the key query {times['query']:.2f} s; floor + key query {both:.2f} s"
+        if "bot" in times:
+            line += f", bot / (floor + key query) {times['bot'] / both:.2f}"
+        lines.append(line)
+    for side, label in (("bot", "bot's send"), ("floor", "floor"), ("query", "key query")):
+        if cpu.get(side):
+            use = cpu[side]
+            lines.append(
+                f"  CPU during the {label}: this process {use['process']:.2f} s,"
+                f" Synapse {use.get('synapse', 0.0):.2f} s"
+            )
+    return "\n".join(lines)
 
 
 def summary(size: int, times: dict[str, float]) -> str:
@@ -444,6 +467,7 @@ class FloorPlan:
     to_device: list[tuple[str, bytes]]
     send: tuple[str, bytes]
     devices: int
+    queries: list[bytes] = field(default_factory=list)
 
     def requests(self) -> Requests:
         requests = Requests()
@@ -467,7 +491,11 @@ def plan_floor(floor: Floor, room_id: str, members: list[Device]) -> FloorPlan:
     to_device = [
         floor.to_device(chunk, room_id) for chunk in _chunks(members, TO_DEVICE_CHUNK_MESSAGES)
     ]
-    return FloorPlan(claims, to_device, floor.send(room_id), len(members))
+    queries = [
+        json.dumps({"device_keys": {m.user_id: [] for m in chunk}}).encode()
+        for chunk in _chunks(members, QUERY_CHUNK_USERS)
+    ]
+    return FloorPlan(claims, to_device, floor.send(room_id), len(members), queries)
 
 
 async def floor_request(
@@ -506,6 +534,43 @@ async def time_floor(
     if keys != plan.devices:
         raise RuntimeError(f"floor: {keys} one-time keys claimed for {plan.devices} devices")
     return elapsed
+
+
+async def time_floor_query(
+    http: aiohttp.ClientSession, base_url: str, floor: Floor, plan: FloorPlan
+) -> float:
+    """The key query of the members a first send needs before it can claim anything, in
+    the bot's chunks, at most PARALLEL_REQUESTS in flight: the homeserver's part of it."""
+    semaphore = asyncio.Semaphore(PARALLEL_REQUESTS)
+
+    async def request(body: bytes) -> bytes:
+        async with semaphore:
+            url = f"{base_url}{CLIENT_API}/keys/query"
+            return await floor_request(http, url, floor.token, "POST", body)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(request(body) for body in plan.queries))
+    return time.perf_counter() - began
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system, every thread) of this process or of process `pid`."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def cpu_use(synapse_pid: int | None, into: dict[str, float]) -> Iterator[None]:
+    """The CPU seconds this process and Synapse spend in the block."""
+    mine, theirs = cpu_seconds(), cpu_seconds(synapse_pid) if synapse_pid else 0.0
+    try:
+        yield
+    finally:
+        into["process"] = cpu_seconds() - mine
+        if synapse_pid:
+            into["synapse"] = cpu_seconds(synapse_pid) - theirs
 
 
 async def time_bare(
@@ -844,6 +909,7 @@ def install_profiling(app: App) -> None:
         module.verify_signature_json = _timed_sync(  # type: ignore[attr-defined]
             "signature checks", module.verify_signature_json
         )
+    bot_olm.signed_by = _timed_sync("signature checks", bot_olm.signed_by)
 
 
 async def time_bot(
@@ -1015,13 +1081,19 @@ async def run(sizes: list[int], sides: set[str], workdir: Path, profiling: bool)
             times: dict[str, float] = {}
             requests: dict[str, Requests] = {}
             profile = Profile() if profiling else None
+            cpu: dict[str, dict[str, float]] = {"bot": {}, "floor": {}, "query": {}}
+            pid = synapse.pid
             if "bot" in rooms:
                 await bot_sees_joined(app, rooms["bot"], {m.user_id for m in members})
-                times["bot"], requests["bot"] = await time_bot(app, rooms["bot"], profile)
+                with cpu_use(pid, cpu["bot"]):
+                    times["bot"], requests["bot"] = await time_bot(app, rooms["bot"], profile)
             if floor is not None and "floor" in rooms:
                 plan = plan_floor(floor, rooms["floor"], members)
-                times["floor"] = await time_floor(http, synapse.base_url, floor, plan)
+                with cpu_use(pid, cpu["floor"]):
+                    times["floor"] = await time_floor(http, synapse.base_url, floor, plan)
                 requests["floor"] = plan.requests()
+                with cpu_use(pid, cpu["query"]):
+                    times["query"] = await time_floor_query(http, synapse.base_url, floor, plan)
             if plain is not None:
                 times["client"], requests["client"] = await time_plain_client(
                     *plain, rooms["client"]
@@ -1038,7 +1110,7 @@ async def run(sizes: list[int], sides: set[str], workdir: Path, profiling: bool)
             )
             for side, made in requests.items():
                 print(f"  requests of {side + ':':<7} {made}")
-            print(flush=True)
+            print(cpu_lines(times, cpu), flush=True)
             if profile is not None and bot is not None:
                 profile.print(bot)
             if "join" in sides and floor is not None:

@@ -261,6 +261,11 @@ class LocalSynapse:
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
+    @property
+    def pid(self) -> int | None:
+        """The Synapse process's id while it runs (benchmarks read its CPU time)."""
+        return self._process.pid if self.running and self._process else None
+
     # ---------------------------------------------------------------- config
 
     @staticmethod

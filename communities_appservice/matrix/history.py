@@ -110,17 +110,17 @@ class History:
             await upload(ciphertext, "application/octet-stream", "room-key-bundle")
         )
         content = {"room_id": room_id, "file": file.serialize()}
-        reachable, sessions = await machine.sessions_with(devices)
+        reach = await machine.sessions_with(devices)
         for kind in BUNDLE_TYPES:
             messages = await machine.encrypt_olm_many(
-                reachable, sessions, EventType.find(kind, EventType.Class.TO_DEVICE), content
+                reach, EventType.find(kind, EventType.Class.TO_DEVICE), content
             )
             await machine.send_to_devices(EventType.TO_DEVICE_ENCRYPTED, messages)
         log.info(
             "shared %d keys of %s's history with %d devices of %s",
             len(keys),
             room_id,
-            len(reachable),
+            len(reach.devices),
             user_id,
         )
         return len(keys)

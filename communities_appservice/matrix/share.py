@@ -18,8 +18,8 @@ account) and replaces the sharing:
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from mautrix.client import Client
@@ -45,6 +45,8 @@ from mautrix.types import (
     UserID,
 )
 
+from . import olm
+from .batches import chunks, in_parts
 from .olm import OlmBatch
 
 log = logging.getLogger("communities.crypto.share")
@@ -187,35 +189,53 @@ class Machine(OlmBatch):
 
     async def _share(self, session: OutboundGroupSession, users: list[UserID]) -> None:
         """Send the session's key, at its current index, to the devices of `users` that do
-        not hold it yet."""
+        not hold it yet. The users go in parts, a few at a time, each part through its key
+        query, claim, encryption and to-device send as soon as the step before answers: the
+        bot's work on one part overlaps the homeserver's on the others."""
+        content = dict(session.share_content.serialize())
+        if session.id in self._marked:
+            content.update(dict.fromkeys(SHARED_HISTORY_FLAGS, True))
+        counts: Counter[str] = Counter()
+        parts = chunks(sorted(set(users)), olm.SHARE_CHUNK_USERS)
+        await in_parts(self._share_part(session, part, content, counts) for part in parts)
+        if counts:
+            log.debug(
+                "shared session %s of %s with %d devices (%d without a session, %d withheld)",
+                session.id,
+                session.room_id,
+                counts["reached"],
+                counts["unreached"],
+                counts["withheld"],
+            )
+
+    async def _share_part(
+        self,
+        session: OutboundGroupSession,
+        users: Sequence[UserID],
+        content: dict[str, Any],
+        counts: Counter[str],
+    ) -> None:
         holders = self._recipients.setdefault(session.id, set())
         me = (self.client.mxid, self.client.device_id)
-        devices = await self.devices_of(users)
         targets: list[DeviceIdentity] = []
         withheld: list[DeviceIdentity] = []
-        for device in devices:
+        for device in await self.devices_of(list(users)):
             key = (device.user_id, device.device_id)
             if key in holders or key == me or device.deleted:
                 continue
             (withheld if device.trust == TrustState.BLACKLISTED else targets).append(device)
         if not targets and not withheld:
             return
-        reachable, sessions = await self.sessions_with(targets)
-        content = dict(session.share_content.serialize())
-        if session.id in self._marked:
-            content.update(dict.fromkeys(SHARED_HISTORY_FLAGS, True))
-        messages = await self.encrypt_olm_many(reachable, sessions, EventType.ROOM_KEY, content)
+        reach = await self.sessions_with(targets)
+        messages = await self.encrypt_olm_many(reach, EventType.ROOM_KEY, content)
         await self.send_to_devices(EventType.TO_DEVICE_ENCRYPTED, messages)
         if withheld:
             await self._withhold(session, withheld)
-        holders.update((d.user_id, d.device_id) for d in reachable + withheld)
-        log.debug(
-            "shared session %s of %s with %d devices (%d without a session, %d withheld)",
-            session.id,
-            session.room_id,
-            len(reachable),
-            len(targets) - len(reachable),
-            len(withheld),
+        holders.update((d.user_id, d.device_id) for d in reach.devices + withheld)
+        counts.update(
+            reached=len(reach.devices),
+            unreached=len(targets) - len(reach.devices),
+            withheld=len(withheld),
         )
 
     async def _withhold(self, session: OutboundGroupSession, devices: list[DeviceIdentity]) -> None:

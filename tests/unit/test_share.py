@@ -1,16 +1,33 @@
-"""The pieces of key sharing that need no homeserver: chunking and bounded concurrency."""
+"""The pieces of key sharing that need no homeserver: chunking, bounded concurrency and
+signature checks."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mautrix.types import DeviceID, UserID
+from mautrix.crypto.signature import verify_signature_json
+from mautrix.errors import DeviceValidationError
+from mautrix.types import (
+    DeviceID,
+    DeviceIdentity,
+    DeviceKeys,
+    EncryptionKeyAlgorithm,
+    IdentityKey,
+    KeyID,
+    SigningKey,
+    TrustState,
+    UserID,
+)
+from olm.account import Account
 
-from communities_appservice.matrix import olm
-from communities_appservice.matrix.olm import bounded, chunks, split_messages
+from communities_appservice.matrix import batches
+from communities_appservice.matrix.batches import bounded, chunks, in_parts, split_messages
+from communities_appservice.matrix.olm import OlmBatch, signed_by
 
 messages_strategy = st.dictionaries(
     st.text(min_size=1, max_size=5).map(lambda s: UserID("@" + s)),
@@ -44,7 +61,7 @@ def test_chunks_cut_in_order() -> None:
 async def test_bounded_keeps_at_most_the_allowed_requests_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(olm, "PARALLEL_REQUESTS", 3)
+    monkeypatch.setattr(batches, "PARALLEL_REQUESTS", 3)
     in_flight = most = 0
     release = asyncio.Event()
 
@@ -80,3 +97,120 @@ async def test_bounded_raises_the_first_failure_after_every_call_ended() -> None
     with pytest.raises(RuntimeError, match="chunk 2"):
         await bounded(call(n) for n in range(6))
     assert sorted(ended) == list(range(6))
+
+
+async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batches, "PARALLEL_REQUESTS", 2)
+    requests = most_requests = parts = most_parts = 0
+
+    async def request() -> None:
+        nonlocal requests, most_requests
+        requests += 1
+        most_requests = max(most_requests, requests)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        requests -= 1
+
+    async def part() -> None:
+        nonlocal parts, most_parts
+        parts += 1
+        most_parts = max(most_parts, parts)
+        await bounded(request() for _ in range(3))
+        await bounded(request() for _ in range(2))
+        parts -= 1
+
+    await in_parts(part() for _ in range(5))
+    assert most_parts == 2 and most_requests == 2
+    # outside a job, each call has its own limit again
+    await bounded(request() for _ in range(4))
+    assert most_requests == 2
+
+
+async def test_a_failing_part_fails_the_job_after_the_others_ended() -> None:
+    ended: list[int] = []
+
+    async def part(n: int) -> None:
+        await asyncio.sleep(0)
+        ended.append(n)
+        if n == 1:
+            raise RuntimeError("part 1 refused")
+
+    with pytest.raises(RuntimeError, match="part 1"):
+        await in_parts(part(n) for n in range(5))
+    assert sorted(ended) == list(range(5))
+
+
+def signed(account: Account, user: str, key_name: str, data: dict[str, Any]) -> Any:
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    signature = account.sign(body)
+    return {**data, "signatures": {user: {f"ed25519:{key_name}": signature}}}
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda k: k not in ("signatures", "unsigned")),
+        st.one_of(st.text(max_size=20), st.integers(-(2**40), 2**40), st.booleans()),
+        max_size=6,
+    )
+)
+def test_signature_checks_agree_with_mautrix(data: dict[str, Any]) -> None:
+    account = Account()
+    key = account.identity_keys["ed25519"]
+    good = signed(account, "@u:x", "DEV", data)
+    good_with_unsigned = {**good, "unsigned": {"device_display_name": "ignored"}}
+    for obj in (good, good_with_unsigned):
+        assert signed_by(obj, "@u:x", "DEV", key)
+        assert verify_signature_json(obj, UserID("@u:x"), "DEV", key)
+    tampered = {**good, "extra": "added after signing"}
+    assert not signed_by(tampered, "@u:x", "DEV", key)
+    assert not verify_signature_json(tampered, UserID("@u:x"), "DEV", key)
+    other = Account().identity_keys["ed25519"]
+    assert not signed_by(good, "@u:x", "DEV", other)
+    assert not signed_by(good, "@v:x", "DEV", key)  # signed by someone else
+    assert not signed_by(good, "@u:x", "OTHER", key)
+    assert not signed_by({**good, "signatures": "junk"}, "@u:x", "DEV", key)
+    assert not signed_by(good, "@u:x", "DEV", "not a key")
+
+
+def device_keys(account: Account, user: str, device: str) -> DeviceKeys:
+    data = {
+        "user_id": user,
+        "device_id": device,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": {
+            f"curve25519:{device}": account.identity_keys["curve25519"],
+            f"ed25519:{device}": account.identity_keys["ed25519"],
+        },
+    }
+    return DeviceKeys.deserialize(signed(account, user, device, data))
+
+
+async def test_device_keys_are_checked_as_mautrix_checks_them() -> None:
+    account = Account()
+    keys = device_keys(account, "@u:x", "DEV")
+    device = await OlmBatch._validate_device(UserID("@u:x"), DeviceID("DEV"), keys)
+    assert device.signing_key == account.identity_keys["ed25519"]
+    assert device.identity_key == account.identity_keys["curve25519"]
+    assert device.name == "DEV"
+    with pytest.raises(DeviceValidationError, match="served as"):
+        await OlmBatch._validate_device(UserID("@v:x"), DeviceID("DEV"), keys)
+    with pytest.raises(DeviceValidationError, match="signing key changed"):
+        await OlmBatch._validate_device(UserID("@u:x"), DeviceID("DEV"), keys, identity(Account()))
+    forged = device_keys(account, "@u:x", "DEV")
+    forged.keys[KeyID(EncryptionKeyAlgorithm.CURVE25519, DeviceID("DEV"))] = IdentityKey(
+        Account().identity_keys["curve25519"]
+    )
+    with pytest.raises(DeviceValidationError, match="invalid signature"):
+        await OlmBatch._validate_device(UserID("@u:x"), DeviceID("DEV"), forged)
+
+
+def identity(account: Account) -> DeviceIdentity:
+    return DeviceIdentity(
+        user_id=UserID("@u:x"),
+        device_id=DeviceID("DEV"),
+        identity_key=IdentityKey(account.identity_keys["curve25519"]),
+        signing_key=SigningKey(account.identity_keys["ed25519"]),
+        trust=TrustState.UNVERIFIED,
+        deleted=False,
+        name="DEV",
+    )
