@@ -54,7 +54,14 @@ nothing outside the bot's timed send.
 large room can be run for a few sides only. Only 127.0.0.1 is contacted.
 
     python bench/megolm_share.py [--members 100,1000] [--sides bot,floor,client,nio,join]
-                                 [--keep DIR] [--profile]
+                                 [--rounds N] [--keep DIR] [--profile]
+
+With `--rounds N` each size is measured N times, each round with new members and new rooms
+(a first send cannot be repeated), and the size's last line gives each side's median.
+Each round also prints the floor of the members' key query (the same chunks, made by the
+bare client: the homeserver's part of the one request a first send needs besides the
+floor's) and the CPU seconds each timed span cost this process (the bot runs in it,
+threads included) and Synapse (from /proc).
 """
 
 from __future__ import annotations
@@ -112,7 +119,7 @@ from nio import AsyncClient, AsyncClientConfig, RoomCreateResponse, RoomPreset, 
 from communities_appservice.app import App
 from communities_appservice.config import generate_registration
 from communities_appservice.dev.localhs import LocalSynapse, free_loopback_port
-from communities_appservice.matrix import olm as bot_olm
+from communities_appservice.matrix import devices as bot_devices
 from communities_appservice.matrix.batches import PARALLEL_REQUESTS
 from communities_appservice.matrix.olm import (
     CLAIM_CHUNK_USERS,
@@ -189,6 +196,18 @@ def cpu_lines(times: dict[str, float], cpu: dict[str, dict[str, float]]) -> str:
                 f" Synapse {use.get('synapse', 0.0):.2f} s"
             )
     return "\n".join(lines)
+
+
+def ratios_line(times: dict[str, float]) -> str:
+    bot = times.get("bot")
+    parts = [f"bot/floor {_ratio(bot, times.get('floor'))}"]
+    if "query" in times and bot:
+        parts.append(f"bot/(floor + key query) {bot / (times['floor'] + times['query']):.2f}")
+    parts += [
+        f"mautrix/bot {_ratio(times.get('client'), bot)}",
+        f"nio/bot {_ratio(times.get('nio'), bot)}",
+    ]
+    return ", ".join(parts)
 
 
 def summary(size: int, times: dict[str, float]) -> str:
@@ -909,7 +928,7 @@ def install_profiling(app: App) -> None:
         module.verify_signature_json = _timed_sync(  # type: ignore[attr-defined]
             "signature checks", module.verify_signature_json
         )
-    bot_olm.signed_by = _timed_sync("signature checks", bot_olm.signed_by)
+    bot_devices.signed_by = _timed_sync("signature checks", bot_devices.signed_by)
 
 
 async def time_bot(
@@ -1029,7 +1048,9 @@ HEADER = (
 )
 
 
-async def run(sizes: list[int], sides: set[str], workdir: Path, profiling: bool) -> None:
+async def run(
+    sizes: list[int], sides: set[str], workdir: Path, profiling: bool, rounds: int = 1
+) -> None:
     registration = workdir / "registration.yaml"
     synapse = LocalSynapse(workdir / "synapse", server_name="localhost", registration=registration)
     config = generate_registration(write_config(workdir, synapse), registration)
@@ -1056,67 +1077,78 @@ async def run(sizes: list[int], sides: set[str], workdir: Path, profiling: bool)
             user_id, token = await synapse.register_user(f"floor-{secrets.token_hex(3)}", "pw")
             floor = Floor(user_id, token, await hs.device_id(token))
         for size in sizes:
-            members = await make_members(synapse, hs, size)
-            rooms: dict[str, str] = {}
-            if "bot" in sides:
-                rooms["bot"] = await app.gateway.create_room(
-                    {"preset": "public_chat", "initial_state": [MEGOLM], "name": f"bot {size}"}
-                )
-            if floor is not None and "floor" in sides:
-                request = {"preset": "public_chat", "initial_state": [MEGOLM]}
-                created = await hs.call("POST", f"{CLIENT_API}/createRoom", floor.token, request)
-                rooms["floor"] = str(created["room_id"])
-            if plain is not None:
-                rooms["client"] = str(
-                    await plain[0].create_room(
-                        preset=RoomCreatePreset.PUBLIC,
-                        initial_state=[MEGOLM],
-                        name=f"client {size}",
+            medians: dict[str, list[float]] = {}
+            for round_ in range(rounds):
+                members = await make_members(synapse, hs, size)
+                rooms: dict[str, str] = {}
+                if "bot" in sides:
+                    rooms["bot"] = await app.gateway.create_room(
+                        {"preset": "public_chat", "initial_state": [MEGOLM], "name": f"bot {size}"}
                     )
+                if floor is not None and "floor" in sides:
+                    request = {"preset": "public_chat", "initial_state": [MEGOLM]}
+                    created = await hs.call(
+                        "POST", f"{CLIENT_API}/createRoom", floor.token, request
+                    )
+                    rooms["floor"] = str(created["room_id"])
+                if plain is not None:
+                    rooms["client"] = str(
+                        await plain[0].create_room(
+                            preset=RoomCreatePreset.PUBLIC,
+                            initial_state=[MEGOLM],
+                            name=f"client {size}",
+                        )
+                    )
+                if nio is not None:
+                    rooms["nio"] = await nio_room(nio, f"nio {size}")
+                for room_id in rooms.values():
+                    await join_all(hs, room_id, members)
+                times: dict[str, float] = {}
+                requests: dict[str, Requests] = {}
+                profile = Profile() if profiling else None
+                cpu: dict[str, dict[str, float]] = {"bot": {}, "floor": {}, "query": {}}
+                pid = synapse.pid
+                if "bot" in rooms:
+                    await bot_sees_joined(app, rooms["bot"], {m.user_id for m in members})
+                    with cpu_use(pid, cpu["bot"]):
+                        times["bot"], requests["bot"] = await time_bot(app, rooms["bot"], profile)
+                if floor is not None and "floor" in rooms:
+                    plan = plan_floor(floor, rooms["floor"], members)
+                    with cpu_use(pid, cpu["floor"]):
+                        times["floor"] = await time_floor(http, synapse.base_url, floor, plan)
+                    requests["floor"] = plan.requests()
+                    with cpu_use(pid, cpu["query"]):
+                        times["query"] = await time_floor_query(http, synapse.base_url, floor, plan)
+                if plain is not None:
+                    times["client"], requests["client"] = await time_plain_client(
+                        *plain, rooms["client"]
+                    )
+                if nio is not None:
+                    times["nio"], requests["nio"] = await time_nio(nio, rooms["nio"], size + 1)
+                bot = times.get("bot")
+                print(HEADER)
+                print(
+                    f"{size:>8} {_seconds(bot):>8} {_seconds(times.get('floor')):>10}"
+                    f" {_seconds(times.get('client')):>11} {_seconds(times.get('nio')):>8}"
+                    f" {_ratio(bot, times.get('floor')):>10}"
+                    f" {_ratio(times.get('client'), bot):>11} {_ratio(times.get('nio'), bot):>8}"
                 )
-            if nio is not None:
-                rooms["nio"] = await nio_room(nio, f"nio {size}")
-            for room_id in rooms.values():
-                await join_all(hs, room_id, members)
-            times: dict[str, float] = {}
-            requests: dict[str, Requests] = {}
-            profile = Profile() if profiling else None
-            cpu: dict[str, dict[str, float]] = {"bot": {}, "floor": {}, "query": {}}
-            pid = synapse.pid
-            if "bot" in rooms:
-                await bot_sees_joined(app, rooms["bot"], {m.user_id for m in members})
-                with cpu_use(pid, cpu["bot"]):
-                    times["bot"], requests["bot"] = await time_bot(app, rooms["bot"], profile)
-            if floor is not None and "floor" in rooms:
-                plan = plan_floor(floor, rooms["floor"], members)
-                with cpu_use(pid, cpu["floor"]):
-                    times["floor"] = await time_floor(http, synapse.base_url, floor, plan)
-                requests["floor"] = plan.requests()
-                with cpu_use(pid, cpu["query"]):
-                    times["query"] = await time_floor_query(http, synapse.base_url, floor, plan)
-            if plain is not None:
-                times["client"], requests["client"] = await time_plain_client(
-                    *plain, rooms["client"]
-                )
-            if nio is not None:
-                times["nio"], requests["nio"] = await time_nio(nio, rooms["nio"], size + 1)
-            bot = times.get("bot")
-            print(HEADER)
-            print(
-                f"{size:>8} {_seconds(bot):>8} {_seconds(times.get('floor')):>10}"
-                f" {_seconds(times.get('client')):>11} {_seconds(times.get('nio')):>8}"
-                f" {_ratio(bot, times.get('floor')):>10}"
-                f" {_ratio(times.get('client'), bot):>11} {_ratio(times.get('nio'), bot):>8}"
-            )
-            for side, made in requests.items():
-                print(f"  requests of {side + ':':<7} {made}")
-            print(cpu_lines(times, cpu), flush=True)
-            if profile is not None and bot is not None:
-                profile.print(bot)
-            if "join" in sides and floor is not None:
-                await member_joins(app, synapse, hs, floor, rooms["bot"], size, rooms.get("floor"))
-                print(flush=True)
-            print(summary(size, times), flush=True)
+                for side, made in requests.items():
+                    print(f"  requests of {side + ':':<7} {made}")
+                print(cpu_lines(times, cpu), flush=True)
+                if profile is not None and bot is not None:
+                    profile.print(bot)
+                for side, seconds in times.items():
+                    medians.setdefault(side, []).append(seconds)
+                if "join" in sides and floor is not None and round_ == rounds - 1:
+                    await member_joins(
+                        app, synapse, hs, floor, rooms["bot"], size, rooms.get("floor")
+                    )
+                    print(flush=True)
+            median = {side: statistics.median(values) for side, values in medians.items()}
+            if rounds > 1:
+                print(f"  medians of {rounds} rounds:", ratios_line(median), flush=True)
+            print(summary(size, median), flush=True)
     finally:
         if nio is not None:
             await nio.close()
@@ -1137,6 +1169,12 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=Path, help="keep the work directory here")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="first sends per size, each with new members and rooms; medians are printed",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="break the bot's first send down into phases"
     )
     args = parser.parse_args()
@@ -1154,7 +1192,7 @@ def main() -> None:
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="megolm-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(run(sizes, sides, workdir, args.profile))
+        asyncio.run(run(sizes, sides, workdir, args.profile, max(1, args.rounds)))
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -5,8 +5,7 @@ writes each stage in one transaction, sends `/keys/query`, `/keys/claim` and
 `/sendToDevice` in chunks, a few at a time, creates Olm sessions (and checks the one-time
 keys' signatures) in worker threads, and gives the event loop back every few dozen devices of
 the CPU work left on it (using Olm sessions), so the bot's other rooms are served meanwhile.
-Signatures are checked with libolm's ed25519, not mautrix's pure-Python one (0.09 ms against
-0.4 ms). Every Olm message it sends carries `sender_device_keys`, the bot's signed device
+Every Olm message it sends carries `sender_device_keys`, the bot's signed device
 keys. What is shared, with whom and when is `share.py`'s; MSC4268 bundles `history.py`'s.
 """
 
@@ -20,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mautrix.api import Method, Path
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine, PgCryptoStore
 from mautrix.crypto.account import OlmAccount
 from mautrix.crypto.sessions import Session
-from mautrix.crypto.signature import canonical_json
 from mautrix.errors import DeviceValidationError
 from mautrix.types import (
     DeviceID,
@@ -34,16 +33,15 @@ from mautrix.types import (
     EncryptionKeyAlgorithm,
     EventType,
     IdentityKey,
-    KeyID,
     QueryKeysResponse,
     SessionID,
     SyncToken,
     TrustState,
     UserID,
 )
-from olm.utility import OlmVerifyError, ed25519_verify
 
 from .batches import SQL_CHUNK, bounded, chunks, in_list, split_messages
+from .devices import checked_device, signed_by
 
 log = logging.getLogger("communities.crypto.olm")
 
@@ -56,21 +54,10 @@ TO_DEVICE_CHUNK_MESSAGES = 250
 SHARE_CHUNK_USERS = 250
 # How long the homeserver may wait for other servers in a key query or claim (ms).
 REMOTE_TIMEOUT_MS = 10_000
+SIGNED_CURVE25519 = EncryptionKeyAlgorithm.SIGNED_CURVE25519.value
 # Devices handled between two returns to the event loop.
 CPU_SLICE = 32
 NO_TOKEN = SyncToken("")
-
-
-def signed_by(data: Any, user_id: str, key_name: str, key: str) -> bool:
-    """Whether `data` (a JSON object) carries a valid signature of `user_id`'s ed25519 key
-    `key_name`, which is `key`: what mautrix's `verify_signature_json` checks."""
-    try:
-        signature = data["signatures"][user_id][f"ed25519:{key_name}"]
-        signed = {k: v for k, v in data.items() if k not in ("signatures", "unsigned")}
-        ed25519_verify(key, canonical_json(signed), signature)
-    except (KeyError, TypeError, AttributeError, ValueError, OlmVerifyError):
-        return False
-    return True
 
 
 @dataclass
@@ -103,29 +90,7 @@ class OlmBatch(OlmMachine):
         existing: DeviceIdentity | None = None,
     ) -> DeviceIdentity:
         """mautrix's checks of a device's keys, with the faster signature check."""
-        if user_id != device_keys.user_id or device_id != device_keys.device_id:
-            raise DeviceValidationError(
-                f"keys of {device_keys.user_id}/{device_keys.device_id} served as"
-                f" {user_id}/{device_id}"
-            )
-        signing_key, identity_key = device_keys.ed25519, device_keys.curve25519
-        if not signing_key or not identity_key:
-            raise DeviceValidationError("an ed25519 or curve25519 key is missing")
-        if existing and existing.signing_key != signing_key:
-            raise DeviceValidationError(
-                f"the signing key changed (was {existing.signing_key}, now {signing_key})"
-            )
-        if not signed_by(device_keys.serialize(), user_id, device_id, signing_key):
-            raise DeviceValidationError("invalid signature on device keys")
-        return DeviceIdentity(
-            user_id=user_id,
-            device_id=device_id,
-            identity_key=identity_key,
-            signing_key=signing_key,
-            trust=TrustState.UNVERIFIED,
-            name=device_keys.unsigned.device_display_name or device_id,
-            deleted=False,
-        )
+        return checked_device(user_id, device_id, device_keys.serialize(), existing)
 
     async def _fetch_keys(
         self, users: list[UserID], since: SyncToken = NO_TOKEN, include_untracked: bool = False
@@ -138,35 +103,46 @@ class OlmBatch(OlmMachine):
         found: dict[UserID, dict[DeviceID, DeviceIdentity]] = {}
 
         async def query(chunk: Sequence[UserID]) -> None:
-            resp = await self.client.query_keys(list(chunk), token=since, timeout=REMOTE_TIMEOUT_MS)
-            for server, error in resp.failures.items():
+            body: dict[str, Any] = {"device_keys": {u: [] for u in chunk}}
+            body["timeout"] = REMOTE_TIMEOUT_MS
+            if since:
+                body["token"] = since
+            raw = await self.client.api.request(Method.POST, Path.v3.keys.query, body)
+            for server, error in (raw.get("failures") or {}).items():
                 log.warning("key query: %s did not answer (%s)", server, error)
+            answered: dict[UserID, Any] = raw.get("device_keys") or {}
+            masters = raw.get("master_keys") or {}
             tracked = set(await self.crypto_store.filter_tracked_users(list(chunk)))
-            first = [u for u in resp.device_keys if u not in tracked and u not in resp.master_keys]
+            first = [u for u in answered if u not in tracked and u not in masters]
             async with self.crypto_store.transaction():
-                found.update(await self._store_first_seen(resp, first))
-                for user_id, devices in resp.device_keys.items():
-                    if user_id not in found:
-                        found[user_id] = await self._process_fetched_keys(user_id, devices, resp)
+                found.update(await self._store_first_seen(answered, first))
+                rest = [u for u in answered if u not in found]
+                # mautrix's path (cross-signing, changed devices) reads its own types
+                resp = QueryKeysResponse.deserialize(raw) if rest else None
+                for user_id in rest:
+                    assert resp is not None
+                    devices = resp.device_keys.get(user_id, {})
+                    found[user_id] = await self._process_fetched_keys(user_id, devices, resp)
 
         await bounded(query(c) for c in chunks(wanted, QUERY_CHUNK_USERS))
         return found
 
     async def _store_first_seen(
-        self, resp: QueryKeysResponse, users: list[UserID]
+        self, answered: dict[UserID, Any], users: list[UserID]
     ) -> dict[UserID, dict[DeviceID, DeviceIdentity]]:
-        """Users seen for the first time, without cross-signing keys: their devices checked
-        as mautrix checks them (`_validate_device`) and stored, with the devices' own
-        signatures, in a few statements instead of several per user. The caller holds a
-        transaction."""
+        """Users seen for the first time, without cross-signing keys: their devices (as the
+        homeserver's JSON answered them) checked as mautrix checks them and stored, with the
+        devices' own signatures, in a few statements instead of several per user. The
+        caller holds a transaction."""
         found: dict[UserID, dict[DeviceID, DeviceIdentity]] = {}
         devices: list[tuple[Any, ...]] = []
         signatures: list[tuple[Any, ...]] = []
         for n, user_id in enumerate(users):
             valid: dict[DeviceID, DeviceIdentity] = {}
-            for device_id, keys in resp.device_keys[user_id].items():
+            served = answered[user_id]
+            for device_id, keys in served.items() if isinstance(served, dict) else ():
                 try:
-                    device = await self._validate_device(user_id, device_id, keys, None)
+                    device = checked_device(user_id, device_id, keys)
                 except DeviceValidationError as e:
                     log.warning("device %s of %s left out: %s", device_id, user_id, e)
                     continue
@@ -175,11 +151,9 @@ class OlmBatch(OlmMachine):
                     (user_id, device_id, device.identity_key, device.signing_key)
                     + (int(device.trust), False, device.name)
                 )
-                own = keys.signatures.get(user_id, {})
-                signature = own.get(KeyID(EncryptionKeyAlgorithm.ED25519, device_id))
-                if signature:
-                    key = device.signing_key
-                    signatures.append((user_id, key, user_id, key, signature))
+                signature = keys["signatures"][user_id][f"ed25519:{device_id}"]
+                key = device.signing_key
+                signatures.append((user_id, key, user_id, key, signature))
             found[user_id] = valid
             if n % CPU_SLICE == CPU_SLICE - 1:
                 await asyncio.sleep(0)
@@ -301,14 +275,13 @@ class OlmBatch(OlmMachine):
         made: dict[IdentityKey, Session] = {}
 
         async def claim(part: Sequence[UserID]) -> None:
-            request = {
-                u: {d: EncryptionKeyAlgorithm.SIGNED_CURVE25519 for d in by_user[u]} for u in part
-            }
-            resp = await self.client.claim_keys(request, timeout=REMOTE_TIMEOUT_MS)
-            for server, error in (resp.failures or {}).items():
+            request = {u: {d: SIGNED_CURVE25519 for d in by_user[u]} for u in part}
+            body = {"one_time_keys": request, "timeout": REMOTE_TIMEOUT_MS}
+            raw = await self.client.api.request(Method.POST, Path.v3.keys.claim, body)
+            for server, error in (raw.get("failures") or {}).items():
                 log.warning("key claim: %s did not answer (%s)", server, error)
             claimed: list[tuple[DeviceIdentity, Any]] = []
-            for user_id, keys in resp.one_time_keys.items():
+            for user_id, keys in (raw.get("one_time_keys") or {}).items():
                 for device_id, one_time_keys in keys.items():
                     device = by_user.get(user_id, {}).get(device_id)
                     if device is not None and one_time_keys:

@@ -99,32 +99,29 @@ class Recorder:
         self.claims: list[int] = []
         self.to_device: list[tuple[str, int]] = []
         self.in_flight = self.most_in_flight = 0
-        query, claim, send = client.query_keys, client.claim_keys, client.send_to_device
+        request = client.api.request
 
-        async def counted(call: Any, *args: Any, **kwargs: Any) -> Any:
+        async def counted(method: Any, path: Any, content: Any = None, **kwargs: Any) -> Any:
+            where, body = str(path), content if isinstance(content, dict) else {}
+            if where.endswith("/keys/query"):
+                users = body.get("device_keys", {})
+                if client.mxid not in users:  # the bot's look at its own device keys
+                    self.queries.append(len(users))
+            elif where.endswith("/keys/claim"):
+                self.claims.append(sum(len(d) for d in body.get("one_time_keys", {}).values()))
+            elif "/sendToDevice/" in where:
+                kind = where.split("/sendToDevice/")[1].split("/")[0]
+                self.to_device.append((kind, sum(len(d) for d in body["messages"].values())))
+            else:
+                return await request(method, path, content, **kwargs)
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
             try:
-                return await call(*args, **kwargs)
+                return await request(method, path, content, **kwargs)
             finally:
                 self.in_flight -= 1
 
-        async def query_keys(users: Any, *args: Any, **kwargs: Any) -> Any:
-            if client.mxid not in users:  # the bot's look at its own device keys
-                self.queries.append(len(users))
-            return await counted(query, users, *args, **kwargs)
-
-        async def claim_keys(request: Any, *args: Any, **kwargs: Any) -> Any:
-            self.claims.append(sum(len(d) for d in request.values()))
-            return await counted(claim, request, *args, **kwargs)
-
-        async def send_to_device(kind: Any, messages: Any) -> Any:
-            self.to_device.append((str(kind), sum(len(d) for d in messages.values())))
-            return await counted(send, kind, messages)
-
-        monkeypatch.setattr(client, "query_keys", query_keys)
-        monkeypatch.setattr(client, "claim_keys", claim_keys)
-        monkeypatch.setattr(client, "send_to_device", send_to_device)
+        monkeypatch.setattr(client.api, "request", counted)
 
 
 async def sent_event(device: LightDevice, room: RoomID, event_id: str) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from olm.account import Account
 
 from communities_appservice.matrix import batches
 from communities_appservice.matrix.batches import bounded, chunks, in_parts, split_messages
-from communities_appservice.matrix.olm import OlmBatch, signed_by
+from communities_appservice.matrix.devices import checked_device, signed_by
+from communities_appservice.matrix.olm import OlmBatch
 
 messages_strategy = st.dictionaries(
     st.text(min_size=1, max_size=5).map(lambda s: UserID("@" + s)),
@@ -214,3 +215,22 @@ def identity(account: Account) -> DeviceIdentity:
         deleted=False,
         name="DEV",
     )
+
+
+def test_device_keys_as_served_are_checked_without_mautrix_types() -> None:
+    account = Account()
+    keys = device_keys(account, "@u:x", "DEV").serialize()
+    keys["new_field"] = "signed too"  # a field mautrix's types do not know, signed
+    unsigned = {k: v for k, v in keys.items() if k not in ("signatures", "unsigned")}
+    keys = signed(account, "@u:x", "DEV", unsigned)
+    device = checked_device(UserID("@u:x"), DeviceID("DEV"), keys)
+    assert device.signing_key == account.identity_keys["ed25519"]
+    for broken in (
+        "junk",
+        {**keys, "keys": "junk"},
+        {**keys, "keys": {}},
+        {k: v for k, v in keys.items() if k != "user_id"},
+        {**keys, "new_field": "changed"},
+    ):
+        with pytest.raises(DeviceValidationError):
+            checked_device(UserID("@u:x"), DeviceID("DEV"), broken)
