@@ -117,10 +117,11 @@ class OlmBatch(OlmMachine):
             async with self.crypto_store.transaction():
                 found.update(await self._store_first_seen(answered, first))
                 rest = [u for u in answered if u not in found]
+                if not rest:
+                    return
                 # mautrix's path (cross-signing, changed devices) reads its own types
-                resp = QueryKeysResponse.deserialize(raw) if rest else None
+                resp = QueryKeysResponse.deserialize(raw)
                 for user_id in rest:
-                    assert resp is not None
                     devices = resp.device_keys.get(user_id, {})
                     found[user_id] = await self._process_fetched_keys(user_id, devices, resp)
 

@@ -85,7 +85,8 @@ async def test_bounded_keeps_at_most_the_allowed_requests_in_flight(
     assert most == 3
 
 
-async def test_bounded_raises_the_first_failure_after_every_call_ended() -> None:
+@pytest.mark.parametrize("run", [bounded, in_parts], ids=["calls", "parts"])
+async def test_the_first_failure_is_raised_after_every_call_ended(run: Any) -> None:
     ended: list[int] = []
 
     async def call(n: int) -> int:
@@ -96,8 +97,9 @@ async def test_bounded_raises_the_first_failure_after_every_call_ended() -> None
         return n
 
     with pytest.raises(RuntimeError, match="chunk 2"):
-        await bounded(call(n) for n in range(6))
+        await run(call(n) for n in range(6))
     assert sorted(ended) == list(range(6))
+    assert batches._REQUESTS.get() is None  # a failed job leaves no shared limit behind
 
 
 async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,23 +124,7 @@ async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.Monk
 
     await in_parts(part() for _ in range(5))
     assert most_parts == 2 and most_requests == 2
-    # outside a job, each call has its own limit again
-    await bounded(request() for _ in range(4))
-    assert most_requests == 2
-
-
-async def test_a_failing_part_fails_the_job_after_the_others_ended() -> None:
-    ended: list[int] = []
-
-    async def part(n: int) -> None:
-        await asyncio.sleep(0)
-        ended.append(n)
-        if n == 1:
-            raise RuntimeError("part 1 refused")
-
-    with pytest.raises(RuntimeError, match="part 1"):
-        await in_parts(part(n) for n in range(5))
-    assert sorted(ended) == list(range(5))
+    assert batches._REQUESTS.get() is None  # outside a job, each call has its own limit
 
 
 def signed(account: Account, user: str, key_name: str, data: dict[str, Any]) -> Any:
