@@ -96,8 +96,7 @@ from mautrix.client.state_store.asyncpg import PgStateStore
 from mautrix.crypto import OlmMachine, PgCryptoStore
 from mautrix.crypto import device_lists as mautrix_device_lists
 from mautrix.crypto import encrypt_olm as mautrix_encrypt_olm
-from mautrix.crypto.account import OlmAccount
-from mautrix.crypto.sessions import OutboundGroupSession, Session
+from mautrix.crypto.sessions import OutboundGroupSession
 from mautrix.types import (
     DecryptedOlmEvent,
     DeviceID,
@@ -126,6 +125,8 @@ from communities_appservice.matrix.olm import (
     QUERY_CHUNK_USERS,
     TO_DEVICE_CHUNK_MESSAGES,
 )
+from communities_appservice.matrix.vodozemac_olm import Account as BotAccount
+from communities_appservice.matrix.vodozemac_olm import Session as BotSession
 
 SIDES = ("bot", "floor", "client", "nio", "join")
 CONCURRENCY = 16  # of the set-up's requests
@@ -917,10 +918,10 @@ def install_profiling(app: App) -> None:
     for name in ("execute", "executemany"):
         setattr(connection, name, _count_sql(getattr(connection, name)))
     connection.commit = _count_commit(connection.commit)  # type: ignore[method-assign]
-    OlmAccount.new_outbound_session = _timed_sync(  # type: ignore[method-assign]
-        "Olm session creation", OlmAccount.new_outbound_session
+    BotAccount.new_outbound_session = _timed_sync(  # type: ignore[method-assign]
+        "Olm session creation", BotAccount.new_outbound_session
     )
-    Session.encrypt = _timed_sync("Olm encryption", Session.encrypt)  # type: ignore[method-assign]
+    BotSession.encrypt = _timed_sync("Olm encryption", BotSession.encrypt)  # type: ignore[method-assign]
     OutboundGroupSession.encrypt = _timed_sync(  # type: ignore[method-assign]
         "Megolm encryption", OutboundGroupSession.encrypt
     )

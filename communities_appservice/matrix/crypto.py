@@ -59,6 +59,7 @@ from mautrix.util.async_db import Database
 from .errors import is_transient, persistently
 from .history import History, Upload
 from .share import Machine
+from .vodozemac_olm import Store, migrate
 
 log = logging.getLogger("communities.crypto")
 DEVICE_NAME = "Communities"
@@ -102,7 +103,7 @@ class BotCrypto:
         )
         self.crypto_db.override_pool(db)
         self.state_db.override_pool(db)
-        self.store = PgCryptoStore(client.mxid, pickle_key, self.crypto_db)
+        self.store = Store(client.mxid, pickle_key, self.crypto_db)
         self.state = PgStateStore(self.state_db)
         self.machine = Machine(client, self.store, self.state)
         self.history = History(self.machine)
@@ -129,6 +130,7 @@ class BotCrypto:
         await self.crypto_db.start()
         await self.state_db.start()
         await self.store.open()
+        await migrate(self.store)
         await persistently("the encryption's set-up", self._set_up)
         if not self.appservice_mode:
             self._sync_task = self.client.start(self._sync_filter())

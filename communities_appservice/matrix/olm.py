@@ -22,8 +22,6 @@ from typing import Any
 from mautrix.api import Method, Path
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine, PgCryptoStore
-from mautrix.crypto.account import OlmAccount
-from mautrix.crypto.sessions import Session
 from mautrix.errors import DeviceValidationError
 from mautrix.types import (
     DeviceID,
@@ -42,6 +40,7 @@ from mautrix.types import (
 
 from .batches import SQL_CHUNK, bounded, chunks, in_list, split_messages
 from .devices import checked_device, signed_by
+from .vodozemac_olm import Account, Session
 
 log = logging.getLogger("communities.crypto.olm")
 
@@ -78,9 +77,16 @@ class OlmBatch(OlmMachine):
         self._own_keys_lock = asyncio.Lock()
 
     @property
-    def olm(self) -> OlmAccount:
+    def olm(self) -> Account:
         assert self.account is not None, "the account is loaded at start-up"
         return self.account
+
+    async def load(self) -> None:
+        """The stored account, or a new one (vodozemac's, as every account is now)."""
+        self.account = await self.crypto_store.get_account()
+        if self.account is None:
+            self.account = Account()  # type: ignore[assignment]
+            await self.crypto_store.put_account(self.account)  # type: ignore[arg-type]
 
     @staticmethod
     async def _validate_device(
@@ -226,7 +232,7 @@ class OlmBatch(OlmMachine):
     async def olm_sessions(self, devices: list[DeviceIdentity]) -> dict[IdentityKey, Session]:
         """The latest Olm session with each device, through the store's cache."""
         store, db = self.pg, self.pg.db
-        cache = store._olm_cache  # the cache decryption uses too
+        cache: Any = store._olm_cache  # the cache decryption uses too
         found: dict[IdentityKey, Session] = {}
         keys = sorted({d.identity_key for d in devices})
         for part in chunks(keys, SQL_CHUNK):
@@ -297,8 +303,8 @@ class OlmBatch(OlmMachine):
     def _new_sessions(
         self, claimed: list[tuple[DeviceIdentity, Any]]
     ) -> dict[IdentityKey, Session]:
-        """In a worker thread: Olm sessions from signed one-time keys. libolm releases the GIL
-        and reads only the account's identity keys, which never change."""
+        """In a worker thread: Olm sessions from signed one-time keys (reading only the
+        account's identity keys, which never change)."""
         made: dict[IdentityKey, Session] = {}
         for device, data in claimed:
             if not signed_by(data, device.user_id, device.device_id, device.signing_key):
@@ -387,7 +393,8 @@ class OlmBatch(OlmMachine):
                     old,
                 )
         for key in reach.new:
-            store._olm_cache[key][SessionID(reach.sessions[key].id)] = reach.sessions[key]
+            cache: Any = store._olm_cache[key]
+            cache[SessionID(reach.sessions[key].id)] = reach.sessions[key]
         reach.new.clear()
 
     async def send_to_devices(

@@ -30,6 +30,7 @@ async def bot_crypto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     monkeypatch.setattr(made.crypto_db, "start", AsyncMock())
     monkeypatch.setattr(made.state_db, "start", AsyncMock())
     monkeypatch.setattr(made.store, "open", AsyncMock())
+    monkeypatch.setattr(crypto_module, "migrate", AsyncMock())
     monkeypatch.setattr(made.machine, "forget_outbound_sessions", AsyncMock())
     monkeypatch.setattr(crypto_module.asyncio, "sleep", AsyncMock())
     yield made
