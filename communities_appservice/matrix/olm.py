@@ -322,7 +322,8 @@ class OlmBatch(OlmMachine):
         async with self._own_keys_lock:
             if self._own_keys is None:
                 mxid, device = self.client.mxid, self.client.device_id
-                resp = await self.client.query_keys({mxid: [device]})
+                # counted with the job's other requests (the parts of a share)
+                (resp,) = await bounded([self.client.query_keys({mxid: [device]})])
                 keys = resp.device_keys.get(mxid, {}).get(device)
                 own = keys or self.olm.get_device_keys(mxid, device)
                 self._own_keys = dict(own.serialize())
