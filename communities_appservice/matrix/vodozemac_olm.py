@@ -124,28 +124,28 @@ class Session:
         return session
 
 
-def read_session(pickle: bytes | str, passphrase: str) -> tuple[vz.Session, bool]:
-    """A stored Olm session, and whether it was libolm's pickle."""
+def _read(kind: Any, pickle: bytes | str, passphrase: str, error: type[Exception]) -> Any:
+    """A stored vodozemac object (`kind`: its class), and whether it was libolm's pickle."""
     try:
-        return vz.Session.from_pickle(_text(pickle), native_key(passphrase)), False
+        return kind.from_pickle(_text(pickle), native_key(passphrase)), False
     except vz.PickleException:
         pass
     try:
-        return vz.Session.from_libolm_pickle(_text(pickle), passphrase.encode()), True
+        return kind.from_libolm_pickle(_text(pickle), passphrase.encode()), True
     except ValueError as e:
-        raise _session_error(e) from None
+        raise error(f"{type(e).__name__}: {e}") from None
+
+
+def read_session(pickle: bytes | str, passphrase: str) -> tuple[vz.Session, bool]:
+    """A stored Olm session, and whether it was libolm's pickle."""
+    found: tuple[vz.Session, bool] = _read(vz.Session, pickle, passphrase, OlmSessionError)
+    return found
 
 
 def read_account(pickle: bytes | str, passphrase: str) -> tuple[vz.Account, bool]:
     """The stored account, and whether it was libolm's pickle."""
-    try:
-        return vz.Account.from_pickle(_text(pickle), native_key(passphrase)), False
-    except vz.PickleException:
-        pass
-    try:
-        return vz.Account.from_libolm_pickle(_text(pickle), passphrase.encode()), True
-    except ValueError as e:
-        raise OlmAccountError(f"{type(e).__name__}: {e}") from None
+    found: tuple[vz.Account, bool] = _read(vz.Account, pickle, passphrase, OlmAccountError)
+    return found
 
 
 class Account:
