@@ -15,6 +15,7 @@ from .commands import help as help
 from .commands import joining as joining
 from .commands import links as links
 from .commands import moderation as moderation
+from .commands import polls as polls
 from .commands import roles as roles
 from .commands import schedule as schedule
 from .commands import structure as structure

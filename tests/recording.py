@@ -11,6 +11,7 @@ received. `fail(method, error, times=1)` makes the next calls of `method` raise 
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +185,7 @@ class RecordingGateway:
             "sender": self.bot,
             "event_id": event_id,
             "content": content,
+            "origin_server_ts": int(time.time() * 1000),
         }
         if txn_id:
             self.txns[(room_id, txn_id)] = event_id

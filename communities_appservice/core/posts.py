@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,9 @@ class Post(Params):
     media: dict[str, Any] | None = None
     space_id: str = ""
     names: dict[str, str] = field(default_factory=dict)  # room → its name, for the report
+    event_type: str = "m.room.message"
+    # room → the event of that room the post refers to (`m.reference`: a poll's end)
+    references: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ async def post(svc: Service, params: Post, actor: UserID, origin: Origin = NOWHE
     return outcome(await svc.ops.run(params, actor, origin, params.space_id))
 
 
-def outcome(run: Run[Post]) -> Outcome:
+def outcome(run: Run[Any]) -> Outcome:
     sent: dict[RoomID, EventID] = {}
     failed: dict[RoomID, str] = {}
     for key, value in run.results("sent:").items():
@@ -194,7 +198,17 @@ def outcome(run: Run[Post]) -> Outcome:
 
 @operation("post", Post)
 async def _post(svc: Service, run: Run[Post]) -> str:
-    p = run.params
+    await deliver(svc, run, run.params)
+    return report(outcome(run), run.params).plain
+
+
+Sent = Callable[[RoomID, EventID], Awaitable[None]]
+
+
+async def deliver(svc: Service, run: Run[Any], p: Post, on_sent: Sent | None = None) -> None:
+    """The sends of post `p`, as steps of `run` (an operation of kind post, or one that
+    posts among other steps); `on_sent` records a room's event before its step is saved
+    (so again after a crash, with the same event: it must be safe to repeat)."""
     source: list[bytes] = []  # downloaded once per attempt, on first need
     fetching = asyncio.Lock()
 
@@ -209,17 +223,21 @@ async def _post(svc: Service, run: Run[Post]) -> str:
 
     async def send(room: RoomID) -> dict[str, str]:
         content = dict(p.content)
+        if room in p.references:
+            content["m.relates_to"] = {"rel_type": "m.reference", "event_id": p.references[room]}
         try:
             if p.media is not None:
                 content.update(await media_for(room))
             event_id = await svc.gw.send_message(
-                room, "m.room.message", content, txn_key("post", p.key, room)
+                room, p.event_type, content, txn_key("post", p.key, room)
             )
         except MatrixError as e:
             if is_transient(e):
                 raise
             log.warning("post %d: %s refused it (%s)", run.op.id, room, e.errcode)
             return {"failed": e.errcode}
+        if on_sent is not None:
+            await on_sent(room, event_id)
         return {"event_id": str(event_id)}
 
     limit = asyncio.Semaphore(SENDS_AT_ONCE)
@@ -236,7 +254,6 @@ async def _post(svc: Service, run: Run[Post]) -> str:
             if is_transient(result):
                 raise Transient(f"{sum(isinstance(r, BaseException) for r in results)} rooms")
             raise result
-    return report(outcome(run), p).plain
 
 
 def report(done: Outcome, p: Post) -> Text:

@@ -183,6 +183,8 @@ class Service:
             admins=admins,
             group_admins=group_admins,
             replies=self.replies_mode(community) == "threads",
+            votes=room.role == Role.ANNOUNCEMENTS
+            and await self.db.polls.open_in_announcements(community.space_id) > 0,
             closed=community.state == CommunityState.DEACTIVATED,
         )
 

@@ -26,6 +26,7 @@ from .join_request import JoinRequestTable
 from .member import MemberTable
 from .operation import OperationTable
 from .parked import ParkedTable
+from .poll import PollTable
 from .problem import ProblemTable
 from .room import RoomTable
 from .schedule import ScheduleTable
@@ -61,6 +62,7 @@ class Tables:
         self.parked = ParkedTable(db)
         self.schedule = ScheduleTable(db)
         self.told_once = ToldOnceTable(db)
+        self.polls = PollTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -5,8 +5,9 @@
 Replies: with `replies threads` members may answer announcements in their threads. In an
 encrypted room the homeserver sees every message as `m.room.encrypted`, so its power levels
 can only let all of a member's encrypted events in or none; the bot lets them in and takes
-down at once what is not a thread reply, a reaction, a poll vote or an edit of one's own
-reply, judged from the cleartext `m.relates_to` (no decryption needed), in any mode.
+down at once what is not a reaction or a vote in an open poll (`features.polls` opens the
+room to members while one is) or, in `threads` mode, a thread reply or an edit of one's own
+reply, judged from the cleartext `m.relates_to` (no decryption needed).
 """
 
 from __future__ import annotations
@@ -197,11 +198,10 @@ def summary(done: Outcome, rooms: list[CommunityRoom], *, verb: str) -> Text:
 # --- replies to announcements ------------------------------------------------------------
 
 REPLY_TOPIC = "announcement replies"
-# What members may post in the announcement room, told by the cleartext `m.relates_to`
-# (an encrypted event carries it outside the ciphertext): a thread reply (under an
-# announcement: only admins post at the top), a reaction, a poll vote; an edit is checked
-# against what it edits.
-ALLOWED_RELATIONS = ("m.thread", "m.annotation", "m.reference")
+# What members may post in the announcement room is told by the cleartext `m.relates_to`
+# (an encrypted event carries it outside the ciphertext): a reaction, a vote in an open
+# poll; with replies in threads, a thread reply (under an announcement: only admins post
+# at the top) or an edit, checked against what it edits.
 MEMBER_MESSAGES = (
     "m.room.encrypted",
     "m.room.message",
@@ -225,16 +225,31 @@ async def set_replies(svc: Service, community: Community, sender: UserID, mode: 
     await svc.audit(community.space_id, sender, AuditAction.REPLIES, mode)
 
 
-async def _allowed(svc: Service, room_id: RoomID, sender: UserID, relates: Any) -> bool:
+async def _allowed(
+    svc: Service, room_id: RoomID, sender: UserID, relates: Any, threads: bool
+) -> bool:
+    """Whether what `relates` says makes a member's event welcome in the announcement room:
+    a reaction; a vote (a reference to an open poll posted there); with `threads`, a thread
+    reply or an edit of one's own."""
     if not isinstance(relates, dict):
         return False
     relation = relates.get("rel_type")
-    if relation in ALLOWED_RELATIONS:
+    if relation == "m.annotation":
         return True
-    if relation != "m.replace" or not isinstance(relates.get("event_id"), str):
+    target = relates.get("event_id")
+    if not isinstance(target, str):
+        return False
+    if relation == "m.reference":
+        poll = await svc.db.polls.by_event(room_id, target)
+        return poll is not None and poll.is_open
+    if not threads:
+        return False
+    if relation == "m.thread":
+        return True
+    if relation != "m.replace":
         return False
     try:  # an edit of the sender's own thread reply
-        edited = await svc.gw.get_event(room_id, EventID(relates["event_id"]))
+        edited = await svc.gw.get_event(room_id, EventID(target))
     except Exception as e:
         if is_transient(e):
             raise
@@ -257,7 +272,8 @@ async def _only_replies(svc: Service, event: dict[str, Any]) -> None:
     if community is None or await svc.is_admin(room.space_id, sender):
         return
     content = event.get("content") or {}
-    if await _allowed(svc, room_id, sender, content.get("m.relates_to")):
+    threads = svc.replies_mode(community) == "threads"
+    if await _allowed(svc, room_id, sender, content.get("m.relates_to"), threads):
         return
     event_id = EventID(str(event.get("event_id")))
     await svc.gw.redact(
@@ -267,7 +283,7 @@ async def _only_replies(svc: Service, event: dict[str, Any]) -> None:
     await svc.audit(room.space_id, sender, AuditAction.REPLY_REMOVED, event_id)
     if not await svc.db.told_once.claim(room.space_id, sender, REPLY_TOPIC, now_ms()):
         return
-    if svc.replies_mode(community) == "threads":
+    if threads:
         text = say(
             "Your message in {} was taken down: members answer an announcement in its thread "
             "(“Reply in thread”), not in the room itself.",

@@ -112,3 +112,5 @@ class AuditAction(enum.StrEnum):
     REPLY_REMOVED = "reply removed"
     DEACTIVATE = "deactivate"
     AVATAR = "avatar"
+    POLL = "poll"
+    POLL_END = "poll end"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import MARKER_EVENT, Role
+from .polls import RESPONSE_TYPES
 
 BOT_ONLY_EVENTS = (
     "m.room.power_levels",
@@ -57,13 +58,16 @@ def power_levels(
     admins: Iterable[str],
     group_admins: Iterable[str] = (),
     replies: bool = False,
+    votes: bool = False,
     closed: bool = False,
 ) -> dict[str, Any]:
     """The complete `m.room.power_levels` content a community room must have.
 
     In the announcement room, `replies` lets members send encrypted events (thread replies;
     the homeserver cannot tell them from other messages, so the bot takes down what is not a
-    reply: `features.announcements`); `closed` (a deactivated community) lets nobody post."""
+    reply: `features.announcements`); `votes` (a poll is open there) lets members send
+    encrypted events and poll responses (the bot takes down what is not a vote: the same
+    listener); `closed` (a deactivated community) lets nobody post."""
     users: dict[str, int] = {}
     if role is Role.GROUP:
         users.update({user: GROUP_ADMIN_LEVEL for user in group_admins})
@@ -95,7 +99,14 @@ def power_levels(
         # Named either way, so that reconciliation keeps the mode (a key the records do
         # not set is left as a client put it).
         members_write = levels.bot if closed else 0 if replies else levels.admin
-        events.update({"m.room.encrypted": members_write, "m.room.message": members_write})
+        members_vote = levels.bot if closed else 0 if votes else levels.admin
+        events.update(
+            {
+                "m.room.encrypted": min(members_write, members_vote),
+                "m.room.message": members_write,
+                **dict.fromkeys(RESPONSE_TYPES, members_vote),
+            }
+        )
         if closed:
             content["events_default"] = levels.bot
             events.update({"m.reaction": levels.bot, "m.room.redaction": levels.bot})

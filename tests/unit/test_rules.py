@@ -40,6 +40,7 @@ from communities_appservice.rules.model import (
     Role,
     permission_for,
 )
+from communities_appservice.rules.polls import RESPONSE_TYPES
 from communities_appservice.rules.power import (
     BOT_ONLY_EVENTS,
     GROUP_ADMIN_LEVEL,
@@ -109,8 +110,10 @@ def test_power_levels(
         events["m.reaction"] = reaction
     if role is Role.ANNOUNCEMENTS:  # members take back their own reactions
         events["m.room.redaction"] = 0
-        # and, replies off, cannot send messages, encrypted or not (named: reconciled)
+        # and, replies off and no poll open, cannot send messages, encrypted or not, nor
+        # poll responses (named: reconciled)
         events.update({"m.room.encrypted": levels.admin, "m.room.message": levels.admin})
+        events.update(dict.fromkeys(RESPONSE_TYPES, levels.admin))
     assert content["events"] == events
     assert content["events_default"] == events_default
     for key in ("state_default", "invite", "kick", "ban", "redact"):
@@ -744,6 +747,13 @@ def test_announcement_replies_and_a_closed_announcement_room(levels: Levels) -> 
     threads = events(replies=True)
     assert threads["m.room.encrypted"] == threads["m.room.message"] == 0
     assert threads["default"] == levels.admin
-    closed = events(replies=True, closed=True)
-    for key in ("m.room.encrypted", "m.room.message", "m.reaction", "m.room.redaction", "default"):
+    assert threads[RESPONSE_TYPES[0]] == levels.admin  # no poll open
+    votes = events(votes=True)  # a poll open: encrypted events and responses, no messages
+    assert votes["m.room.encrypted"] == votes[RESPONSE_TYPES[0]] == votes[RESPONSE_TYPES[1]] == 0
+    assert votes["m.room.message"] == votes["default"] == levels.admin
+    closed = events(replies=True, votes=True, closed=True)
+    for key in (
+        "m.room.encrypted", "m.room.message", "m.reaction", "m.room.redaction", "default",
+        *RESPONSE_TYPES,
+    ):  # fmt: skip
         assert closed[key] == levels.bot > levels.admin, key

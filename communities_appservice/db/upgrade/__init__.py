@@ -17,6 +17,7 @@ from . import (  # isort: skip
     v11_inbox_rooms,
     v12_schedule,
     v13_shared_history,
+    v14_polls,
 )
 
 __all__ = ["upgrade_table"]
