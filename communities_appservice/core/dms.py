@@ -9,14 +9,22 @@ second DM."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+from typing import Any
 
 from mautrix.types import RoomID, UserID
 
-from ..matrix.errors import MatrixError
+from ..matrix.errors import MatrixError, is_transient
 from ..rules.blueprints import state_event
 from ..rules.model import MEGOLM
+from .notices import txn_key
+from .run import Run
 from .service import Service
+
+log = logging.getLogger("communities.dms")
+SENDS_AT_ONCE = 8
 
 
 def dm_alias(svc: Service, user: UserID) -> str:
@@ -56,3 +64,29 @@ async def _create(svc: Service, user: UserID, alias: str) -> RoomID:
         if found is None:
             raise
         return found
+
+
+async def tell_each(
+    svc: Service, run: Run[Any], users: list[str], content: dict[str, Any], key: str
+) -> int:
+    """`content` to each of `users` in their DM with the bot, each a step of `run` under a
+    transaction id of its own (`key` and the user): once each, also after a crash. A
+    refusal (someone who never accepts the DM) is logged and skipped; how many were told."""
+    limit = asyncio.Semaphore(SENDS_AT_ONCE)
+
+    async def one(user: str) -> bool:
+        async def send() -> bool:
+            try:
+                dm = await dm_with(svc, UserID(user))
+                await svc.gw.send_message(dm, "m.room.message", content, txn_key(key, user))
+            except MatrixError as e:
+                if is_transient(e):
+                    raise
+                log.warning("%s: could not tell %s (%s)", key, user, e.errcode)
+                return False
+            return True
+
+        async with limit:
+            return bool(await run.step(f"told:{user}", send))
+
+    return sum(await asyncio.gather(*(one(u) for u in users)))

@@ -19,6 +19,7 @@ from .audit import AuditTable
 from .ban import BanTable
 from .community import CommunityTable
 from .dedupe import DedupeTable
+from .event import EventTable
 from .group_admin import GroupAdminTable
 from .inbox import InboxTable
 from .invite_link import InviteLinkTable
@@ -63,6 +64,7 @@ class Tables:
         self.schedule = ScheduleTable(db)
         self.told_once = ToldOnceTable(db)
         self.polls = PollTable(db)
+        self.events = EventTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from mautrix.types import UserID
 from ..core.dms import dm_with
 from ..core.hooks import MemberEvent, on_membership
 from ..core.notices import Text, notice, paragraphs, say, txn_key
+from ..core.pins import pin
 from ..core.service import Service
 from ..db import now_ms
 from ..db.community import Community
@@ -42,11 +43,7 @@ class Welcome:
         old = await svc.db.texts.get(community.space_id, RULES)
         shown = _block(say("📌 Rules of {}", community.name), text)
         event_id = await svc.gw.send_message(ann.room_id, "m.room.message", notice(shown))
-        pinned = (await svc.gw.get_state(ann.room_id, "m.room.pinned_events") or {}).get(
-            "pinned", []
-        )
-        pinned = [e for e in pinned if not old or e != old[1]] + [event_id]
-        await svc.gw.send_state(ann.room_id, "m.room.pinned_events", {"pinned": pinned})
+        await pin(svc, ann.room_id, event_id, instead_of=old[1] if old else None)
         await svc.db.texts.put(community.space_id, RULES, text, event_id)
         await svc.audit(community.space_id, sender, AuditAction.RULES_SET, ann.room_id)
 

@@ -114,3 +114,5 @@ class AuditAction(enum.StrEnum):
     AVATAR = "avatar"
     POLL = "poll"
     POLL_END = "poll end"
+    EVENT = "event"
+    EVENT_CANCEL = "event cancel"

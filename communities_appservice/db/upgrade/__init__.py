@@ -18,6 +18,7 @@ from . import (  # isort: skip
     v12_schedule,
     v13_shared_history,
     v14_polls,
+    v15_events,
 )
 
 __all__ = ["upgrade_table"]
