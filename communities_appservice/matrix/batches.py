@@ -21,6 +21,12 @@ from mautrix.util.async_db import Scheme
 log = logging.getLogger("communities.crypto.batches")
 
 PARALLEL_REQUESTS = 4
+# A job in parts (a room key's share) runs SHARE_PARTS parts at a time with at most
+# SHARE_REQUESTS of their requests in flight together: measured (bench/README.md), fewer
+# requests at once let the homeserver answer the first part sooner, so the bot's work on
+# one part overlaps the homeserver's on the next instead of all parts moving in step.
+SHARE_PARTS = 3
+SHARE_REQUESTS = 2
 # Seconds one request may take, waits for other servers included.
 REQUEST_TIMEOUT = 60
 # Identifiers per `IN (...)` list on SQLite.
@@ -53,12 +59,12 @@ async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
 
 
 async def in_parts(parts: Iterable[Awaitable[None]]) -> None:
-    """Await the parts of one job, at most PARALLEL_REQUESTS at a time, the requests they
-    make through `bounded` at most PARALLEL_REQUESTS in flight together; the first failure
-    is raised once all have finished."""
-    token = _REQUESTS.set(asyncio.Semaphore(PARALLEL_REQUESTS))
+    """Await the parts of one job, at most SHARE_PARTS at a time, the requests they make
+    through `bounded` at most SHARE_REQUESTS (and never more than PARALLEL_REQUESTS) in
+    flight together; the first failure is raised once all have finished."""
+    token = _REQUESTS.set(asyncio.Semaphore(min(SHARE_REQUESTS, PARALLEL_REQUESTS)))
     try:
-        gate = asyncio.Semaphore(PARALLEL_REQUESTS)
+        gate = asyncio.Semaphore(SHARE_PARTS)
 
         async def one(part: Awaitable[None]) -> None:
             async with gate:

@@ -46,11 +46,11 @@ log = logging.getLogger("communities.crypto.olm")
 
 # Requests to the homeserver are cut into chunks of this many users (a key query or claim)
 # or messages (a to-device send); `batches.PARALLEL_REQUESTS` of them are in flight at once.
-QUERY_CHUNK_USERS = 250
-CLAIM_CHUNK_USERS = 250
-TO_DEVICE_CHUNK_MESSAGES = 250
+QUERY_CHUNK_USERS = 100
+CLAIM_CHUNK_USERS = 100
+TO_DEVICE_CHUNK_MESSAGES = 100
 # A room key is shared with this many users per part (each part one query, one claim).
-SHARE_CHUNK_USERS = 250
+SHARE_CHUNK_USERS = 100
 # How long the homeserver may wait for other servers in a key query or claim (ms).
 REMOTE_TIMEOUT_MS = 10_000
 SIGNED_CURVE25519 = EncryptionKeyAlgorithm.SIGNED_CURVE25519.value

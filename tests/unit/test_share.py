@@ -103,7 +103,8 @@ async def test_the_first_failure_is_raised_after_every_call_ended(run: Any) -> N
 
 
 async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batches, "PARALLEL_REQUESTS", 2)
+    monkeypatch.setattr(batches, "SHARE_PARTS", 3)
+    monkeypatch.setattr(batches, "SHARE_REQUESTS", 2)
     requests = most_requests = parts = most_parts = 0
 
     async def request() -> None:
@@ -123,7 +124,11 @@ async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.Monk
         parts -= 1
 
     await in_parts(part() for _ in range(5))
-    assert most_parts == 2 and most_requests == 2
+    assert most_parts == 3 and most_requests == 2
+    monkeypatch.setattr(batches, "PARALLEL_REQUESTS", 1)  # never more than any batch
+    most_requests = 0
+    await in_parts(part() for _ in range(2))
+    assert most_requests == 1
     assert batches._REQUESTS.get() is None  # outside a job, each call has its own limit
 
 
