@@ -63,7 +63,7 @@ async def test_a_reminder_due_across_a_kill_9_is_sent_once_to_those_going(
         async with observing(stack) as tables:
             asked = await owner.send(
                 rooms["admins"],
-                '!community event create "Picnic" in 45s --end "in 55s" --place Park --remind 25s',
+                '!community event create "Picnic" in 60s --end "in 70s" --place Park --remind 35s',
             )
             said = (await owner.reply_to(asked)).body
             found = re.match(r"Event #(\d+): Picnic", said)
@@ -72,7 +72,7 @@ async def test_a_reminder_due_across_a_kill_9_is_sent_once_to_those_going(
             event = await tables.events.get(event_id)
             assert event is not None and event.card_id
             assert event.card_id in await pinned(owner, ann)
-            due = event.starts_at - 25_000
+            due = event.starts_at - 35_000
             # Answers: the member by command in a group, the second by reacting ❓ to the
             # card (as Element sends a reaction), the owner says no.
             yes = await member.send(kids, f"!community rsvp #{event_id} yes")
@@ -135,7 +135,7 @@ async def test_a_reminder_due_across_a_kill_9_is_sent_once_to_those_going(
     await eventually(read_by_both, "the reminder in both DMs", timeout=60)
     for user in (member, second):
         [reminder] = await reminders_read(user, stack.bot)
-        assert reminder.splitlines()[0] == "⏰ Reminder: Picnic starts in 25 seconds."
+        assert reminder.splitlines()[0] == "⏰ Reminder: Picnic starts in 35 seconds."
     assert await reminders_read(owner, stack.bot) == []
 
     async def unpinned() -> bool:
