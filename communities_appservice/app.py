@@ -13,6 +13,7 @@ import aiohttp
 from . import index  # noqa: F401  (every feature registers itself)
 from .config import Config
 from .core.events import Events
+from .core.hooks import HOOKS
 from .core.reconcile import Reconciler
 from .core.service import Service
 from .db import Tables, create_database
@@ -66,6 +67,7 @@ class App:
         if self.config.encryption.enabled:
             await self._start_crypto()
         self.events = Events(self.service, self.crypto, self.reconciler.state_changed)
+        self.router.counter = self._accepted
         # Unfinished operations are taken up before any new command can start one.
         await self.service.ops.resume()
         self.service.scheduler.start()  # overdue jobs fire now, once each
@@ -114,6 +116,13 @@ class App:
     async def _handle(self, event: dict[str, object]) -> None:
         assert self.events is not None
         await self.events.handle(event)
+
+    async def _accepted(
+        self, events: list[dict[str, object]], ephemeral: list[dict[str, object]]
+    ) -> None:
+        assert self.service is not None
+        for listener in HOOKS.accepted:
+            await listener(self.service, events, ephemeral)
 
     async def _gave_up(self, event: dict[str, object], ref: str) -> None:
         if self.events is not None:

@@ -138,6 +138,8 @@ class CommunitiesConfig:
     group_suggestions: bool = True
     reconcile_interval: int = field(default=600, metadata=_check(_positive))
     timezone: str = field(default="UTC", metadata=_check(_timezone))
+    stats: bool = True
+    stats_keep_days: int = field(default=400, metadata=_check(_positive))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .commands import moderation as moderation
 from .commands import polls as polls
 from .commands import roles as roles
 from .commands import schedule as schedule
+from .commands import stats as stats
 from .commands import structure as structure
 from .commands import suggestions as suggestions
 from .commands import unfinished as unfinished

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from ..core.notices import Text, in_thread, say
+from ..core.notices import Text, say, send_after
 from ..errors import Invalid
 from ..features.links import Link, Links
-from .framework import Incoming, Need, Reply, Request, command
+from .framework import Need, Reply, Request, command
 
 
 @command(
@@ -31,7 +28,7 @@ async def link(req: Request) -> Text:
     if not req.flags.get("qr"):
         return reply
     image = await links.upload_qr(made, req.room_id)
-    return Reply(reply.plain, reply.html, after=_image_sender(req, image))
+    return Reply(reply.plain, reply.html, after=send_after(req.service, image))
 
 
 def link_reply(name: str, made: Link, *, reset: bool) -> Text:
@@ -44,13 +41,3 @@ def link_reply(name: str, made: Link, *, reset: bool) -> Text:
             url,
         )
     return say('Invite link to <b>{}</b>: <a href="{}">{}</a>', name, url, url)
-
-
-def _image_sender(req: Request, content: dict[str, Any]) -> Callable[[Incoming], Awaitable[None]]:
-    """Sends the QR image after the text reply, in the same thread when there is one."""
-
-    async def send(incoming: Incoming) -> None:
-        event = in_thread(dict(content), incoming.event_id, incoming.thread_root)
-        await req.service.gw.send_message(incoming.room_id, "m.room.message", event)
-
-    return send

@@ -10,6 +10,8 @@
     @on_interrupted("m.room.message")           an event a crash cut short (claimed, never
                                                 finished): not run again, but told
     @job("post")                                a kind of timed job the scheduler runs
+    @on_accept                                  every transaction's new events and ephemeral
+                                                events as they are stored (counting only)
 
 A listener is an `async def (svc, event)`; each is isolated: one that raises is logged with a
 reference and never stops the others (`core.events`). Registration happens at import, and
@@ -65,6 +67,9 @@ MemberListener = Callable[["Service", MemberEvent], Awaitable[None]]
 # A timed job's runner: what its occurrence does, as an operation to start (None: nothing),
 # given the job and whether it fires late.
 JobRunner = Callable[["Service", Job, bool], Awaitable[Params | None]]
+# Given a transaction's new events and its ephemeral events, inside the database transaction
+# that stores them in the inbox: for what is only counted, never for side effects.
+AcceptListener = Callable[["Service", list[RawEvent], list[RawEvent]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class Hooks:
     interrupted: dict[str, list[EventListener]] = field(default_factory=dict)
     members: list[MemberHook] = field(default_factory=list)
     jobs: dict[str, JobRunner] = field(default_factory=dict)
+    accepted: list[AcceptListener] = field(default_factory=list)
 
 
 HOOKS = Hooks()
@@ -157,6 +163,14 @@ def job(kind: str) -> Callable[[JobRunner], JobRunner]:
         return runner
 
     return register
+
+
+def on_accept(listener: AcceptListener) -> AcceptListener:
+    """See every transaction's new events (as they came, before decryption) and ephemeral
+    events, in the database transaction that stores them: what it writes is written exactly
+    once with them. It must be quick and do nothing but write its counts."""
+    HOOKS.accepted.append(listener)
+    return listener
 
 
 def hook_name(listener: Callable[..., object]) -> str:

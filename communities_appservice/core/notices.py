@@ -17,11 +17,14 @@ import hashlib
 import html
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mautrix.types import EventID, UserID
+from mautrix.types import EventID, RoomID, UserID
+
+if TYPE_CHECKING:
+    from .service import Service
 
 # A reply stops adding lines before it outgrows one Matrix event (64 KiB), which must also
 # hold the plain body and, in an encrypted room, the base64 ciphertext of both.
@@ -169,3 +172,24 @@ def page(header: Text, items: Sequence[Text], number: int, hint: str = "") -> Te
     if pages > 1:
         parts.append(say("Page {} of {}. {}", number, pages, hint))
     return lines(*parts)
+
+
+class Answered(Protocol):
+    """Where a command was typed (commands.framework.Incoming)."""
+
+    @property
+    def room_id(self) -> RoomID: ...
+    @property
+    def event_id(self) -> EventID: ...
+    @property
+    def thread_root(self) -> EventID | None: ...
+
+
+def send_after(svc: Service, content: dict[str, Any]) -> Callable[[Answered], Awaitable[None]]:
+    """Sends `content` (an image) after a command's text reply, in its thread if any."""
+
+    async def send(incoming: Answered) -> None:
+        event = in_thread(dict(content), incoming.event_id, incoming.thread_root)
+        await svc.gw.send_message(incoming.room_id, "m.room.message", event)
+
+    return send

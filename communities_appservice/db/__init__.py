@@ -31,6 +31,7 @@ from .poll import PollTable
 from .problem import ProblemTable
 from .room import RoomTable
 from .schedule import ScheduleTable
+from .stats import StatsTable
 from .suggestion import SuggestionTable
 from .texts import BotDmTable, TextTable, ToldOnceTable, WelcomedTable
 from .upgrade import upgrade_table
@@ -65,6 +66,7 @@ class Tables:
         self.told_once = ToldOnceTable(db)
         self.polls = PollTable(db)
         self.events = EventTable(db)
+        self.stats = StatsTable(db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

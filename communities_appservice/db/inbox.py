@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ class InboxItem:
     room_id: str
     event: dict[str, Any]
     retrying: bool = False  # a transient failure put it back: retry it, never "interrupted"
+    new: bool = True  # False for an event already in the inbox (delivered twice)
 
 
 class InboxTable:
@@ -36,9 +38,16 @@ class InboxTable:
         return bool(value == digest)
 
     async def accept(
-        self, txn_id: str, events: list[dict[str, Any]], ts: int, digest: str | None = None
+        self,
+        txn_id: str,
+        events: list[dict[str, Any]],
+        ts: int,
+        digest: str | None = None,
+        also: Callable[[list[InboxItem]], Awaitable[None]] | None = None,
     ) -> list[InboxItem]:
         """Store a transaction's events and remember it, atomically; returns its rows.
+        `also` runs in the same database transaction, given the rows (what is counted of
+        a transaction is counted exactly once: with it, or not at all).
 
         A transaction id seen before with the same content is a retry and returns nothing.
         The same id with other content is new: a homeserver that lost its pending
@@ -56,7 +65,7 @@ class InboxTable:
                 if not isinstance(event_id, str):
                     continue
                 room_id = str(event.get("room_id", ""))
-                await conn.execute(
+                status = await conn.execute(
                     "INSERT INTO inbox (event_id, room_id, event, received) VALUES ($1, $2, $3, $4)"
                     " ON CONFLICT (event_id) DO NOTHING",
                     event_id,
@@ -65,7 +74,10 @@ class InboxTable:
                     ts,
                 )
                 seq = await conn.fetchval("SELECT seq FROM inbox WHERE event_id=$1", event_id)
-                items.append(InboxItem(seq=int(seq), room_id=room_id, event=event))
+                new = _rowcount(status) > 0
+                items.append(InboxItem(seq=int(seq), room_id=room_id, event=event, new=new))
+            if also is not None:
+                await also(await _not_handled(conn, items))
             await conn.execute(
                 "INSERT INTO handled_txn (txn_id, digest, ts) VALUES ($1, $2, $3)"
                 " ON CONFLICT (txn_id) DO UPDATE SET digest=excluded.digest, ts=excluded.ts",
@@ -110,6 +122,21 @@ class InboxTable:
 
     async def done(self, seq: int) -> None:
         await self.db.execute("DELETE FROM inbox WHERE seq=$1", seq)
+
+
+async def _not_handled(conn: Connection, items: list[InboxItem]) -> list[InboxItem]:
+    """`items`, those delivered before (still in the inbox, or handled) marked not new."""
+    fresh = [i for i in items if i.new]
+    if fresh:
+        marks = ", ".join(f"${n}" for n in range(1, len(fresh) + 1))
+        rows = await conn.fetch(
+            f"SELECT event_id FROM handled_event WHERE event_id IN ({marks})",
+            *(str(i.event.get("event_id")) for i in fresh),
+        )
+        handled = {str(r["event_id"]) for r in rows}
+        for item in fresh:
+            item.new = str(item.event.get("event_id")) not in handled
+    return items
 
 
 def _item(row: Any) -> InboxItem:

@@ -69,6 +69,18 @@ class RoomTable:
             )
         return [CommunityRoom.from_row(r) for r in rows]
 
+    async def of_rooms(self, room_ids: list[str]) -> dict[str, CommunityRoom]:
+        """The community rooms among `room_ids`, by room id (one query per 500)."""
+        found: dict[str, CommunityRoom] = {}
+        for start in range(0, len(room_ids), 500):
+            part = room_ids[start : start + 500]
+            marks = ", ".join(f"${i}" for i in range(1, len(part) + 1))
+            rows = await self.db.fetch(
+                f"SELECT {_COLUMNS} FROM community_room WHERE room_id IN ({marks})", *part
+            )
+            found.update({str(r["room_id"]): CommunityRoom.from_row(r) for r in rows})
+        return found
+
     async def next_position(self, space_id: RoomID) -> int:
         value = await self.db.fetchval(
             "SELECT COALESCE(MAX(position), 0) + 1 FROM community_room WHERE space_id=$1",

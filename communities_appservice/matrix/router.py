@@ -39,6 +39,9 @@ PAGE = 100  # inbox rows a room's worker reads at once
 KEEP_DELIVERIES_DAYS = 30
 DAY_MS = 24 * 3600 * 1000
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+# Given a transaction's new events and its ephemeral events, inside the database transaction
+# that stores them: what is only counted (stats), never anything with side effects.
+Counter = Callable[[list[dict[str, Any]], list[dict[str, Any]]], Awaitable[None]]
 
 
 class Router:
@@ -61,12 +64,26 @@ class Router:
         self._idle = asyncio.Event()
         self._idle.set()
         self._slots = asyncio.Semaphore(ROOM_WORKERS)
+        self.counter: Counter | None = None
 
     async def seen(self, txn_id: str, digest: str) -> bool:
         return await self.db.inbox.seen(txn_id, digest)
 
-    async def accept(self, txn_id: str, events: list[dict[str, Any]], digest: str) -> None:
-        items = await self.db.inbox.accept(txn_id, events, now_ms(), digest)
+    async def accept(
+        self,
+        txn_id: str,
+        events: list[dict[str, Any]],
+        digest: str,
+        ephemeral: list[dict[str, Any]] | None = None,
+    ) -> None:
+        counter = self.counter
+
+        async def count(items: list[InboxItem]) -> None:
+            if counter is not None:
+                with isolated(log, "counting transaction %s failed", txn_id):
+                    await counter([i.event for i in items if i.new], ephemeral or [])
+
+        items = await self.db.inbox.accept(txn_id, events, now_ms(), digest, also=count)
         log.debug("transaction %s: %d events, %d new", txn_id, len(events), len(items))
         self.wake(item.room_id for item in items)
 

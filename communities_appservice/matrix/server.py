@@ -28,6 +28,14 @@ def _error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
 
 
+def _ephemeral(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A transaction's ephemeral events (receipts, typing): the stable key, else MSC2409's."""
+    found = body.get("ephemeral")
+    if not isinstance(found, list):
+        found = body.get("de.sorunome.msc2409.ephemeral")
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
 class AppserviceServer:
     def __init__(
         self, hs_token: str, router: Router, bot: str, max_body_bytes: int = 32 * 1024 * 1024
@@ -82,7 +90,7 @@ class AppserviceServer:
                 await self.extras(body)
             if failed.ref:
                 return _error(500, "M_UNKNOWN", f"Try again later (reference {failed.ref})")
-        await self.router.accept(txn_id, events, digest)
+        await self.router.accept(txn_id, events, digest, _ephemeral(body))
         return web.json_response({})
 
     async def query_user(self, request: web.Request) -> web.Response:

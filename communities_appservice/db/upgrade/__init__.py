@@ -19,6 +19,7 @@ from . import (  # isort: skip
     v13_shared_history,
     v14_polls,
     v15_events,
+    v16_stats,
 )
 
 __all__ = ["upgrade_table"]
