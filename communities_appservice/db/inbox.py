@@ -18,6 +18,8 @@ from mautrix.util.async_db import Connection, Database
 
 from .member import _rowcount
 
+CHUNK = 500  # event ids per query (SQLite allows 32,766 parameters; old builds 999)
+
 
 @dataclass
 class InboxItem:
@@ -54,28 +56,28 @@ class InboxTable:
         transactions (Synapse on SQLite, after a restart) numbers them from 1 again.
         """
         digest = digest or content_digest(events)
-        items: list[InboxItem] = []
         conn: Connection
         async with self.db.acquire() as conn, conn.transaction():
             known = await conn.fetchval("SELECT digest FROM handled_txn WHERE txn_id=$1", txn_id)
             if known == digest:
                 return []
-            for event in events:
-                event_id = event.get("event_id")
-                if not isinstance(event_id, str):
-                    continue
-                room_id = str(event.get("room_id", ""))
-                status = await conn.execute(
-                    "INSERT INTO inbox (event_id, room_id, event, received) VALUES ($1, $2, $3, $4)"
-                    " ON CONFLICT (event_id) DO NOTHING",
-                    event_id,
-                    room_id,
-                    json.dumps(event),
-                    ts,
+            fresh = {str(e["event_id"]): e for e in events if isinstance(e.get("event_id"), str)}
+            ids = list(fresh)
+            there = await _existing(conn, "inbox", ids)
+            if ids:
+                await conn.executemany(
+                    "INSERT INTO inbox (event_id, room_id, event, received)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+                    [(i, str(fresh[i].get("room_id", "")), json.dumps(fresh[i]), ts) for i in ids],
                 )
-                seq = await conn.fetchval("SELECT seq FROM inbox WHERE event_id=$1", event_id)
-                new = _rowcount(status) > 0
-                items.append(InboxItem(seq=int(seq), room_id=room_id, event=event, new=new))
+            seqs = await _seqs(conn, ids)
+            items = [
+                InboxItem(
+                    seq=seqs[i], room_id=str(fresh[i].get("room_id", "")), event=fresh[i],
+                    new=i not in there,
+                )
+                for i in ids
+            ]  # fmt: skip
             if also is not None:
                 await also(await _not_handled(conn, items))
             await conn.execute(
@@ -127,16 +129,33 @@ class InboxTable:
 async def _not_handled(conn: Connection, items: list[InboxItem]) -> list[InboxItem]:
     """`items`, those delivered before (still in the inbox, or handled) marked not new."""
     fresh = [i for i in items if i.new]
-    if fresh:
-        marks = ", ".join(f"${n}" for n in range(1, len(fresh) + 1))
-        rows = await conn.fetch(
-            f"SELECT event_id FROM handled_event WHERE event_id IN ({marks})",
-            *(str(i.event.get("event_id")) for i in fresh),
-        )
-        handled = {str(r["event_id"]) for r in rows}
-        for item in fresh:
-            item.new = str(item.event.get("event_id")) not in handled
+    handled = await _existing(conn, "handled_event", [str(i.event["event_id"]) for i in fresh])
+    for item in fresh:
+        item.new = str(item.event["event_id"]) not in handled
     return items
+
+
+def _marks(n: int) -> str:
+    return ", ".join(f"${i}" for i in range(1, n + 1))
+
+
+async def _existing(conn: Connection, table: str, event_ids: list[str]) -> set[str]:
+    """Which of `event_ids` the table (`inbox` or `handled_event`) holds."""
+    found: set[str] = set()
+    for start in range(0, len(event_ids), CHUNK):
+        part = event_ids[start : start + CHUNK]
+        query = f"SELECT event_id FROM {table} WHERE event_id IN ({_marks(len(part))})"
+        found.update(str(r["event_id"]) for r in await conn.fetch(query, *part))
+    return found
+
+
+async def _seqs(conn: Connection, event_ids: list[str]) -> dict[str, int]:
+    seqs: dict[str, int] = {}
+    for start in range(0, len(event_ids), CHUNK):
+        part = event_ids[start : start + CHUNK]
+        query = f"SELECT event_id, seq FROM inbox WHERE event_id IN ({_marks(len(part))})"
+        seqs.update({str(r["event_id"]): int(r["seq"]) for r in await conn.fetch(query, *part)})
+    return seqs
 
 
 def _item(row: Any) -> InboxItem:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ class Post:
     event_id: str
     ts: int
     readers: int
+
+
+def _marks(n: int, first: int = 1) -> str:
+    return ", ".join(f"${i}" for i in range(first, first + n))
 
 
 class StatsTable:
@@ -81,34 +86,54 @@ class StatsTable:
             ts,
         )
 
-    async def read(self, room_id: str, who: str, event_id: str) -> int:
-        """A receipt of `who` on `event_id`: counts the reader once for every post of the
-        room up to that one not counted yet; returns how many posts that was."""
-        seq = await self.db.fetchval(
-            "SELECT seq FROM stat_post WHERE event_id=$1 AND room_id=$2", event_id, room_id
+    async def read(self, room_id: str, receipts: list[tuple[str, str]]) -> int:
+        """Receipts (who, event id) in an announcement room: each counts its reader once
+        for every post of the room up to the one it is on that they had not reached yet.
+        Returns how many (post, reader) counts were added. A few queries for any number."""
+        event_ids = sorted({e for _, e in receipts})
+        rows = await self.db.fetch(
+            f"SELECT event_id, seq FROM stat_post WHERE room_id=$1 AND event_id IN"
+            f" ({_marks(len(event_ids), 2)})",
+            room_id,
+            *event_ids,
         )
-        if seq is None:
-            return 0  # not a post (a reaction, an edit): receipts move on to posts anyway
-        upto = await self.db.fetchval(
-            "SELECT upto FROM stat_reader WHERE room_id=$1 AND who=$2", room_id, who
-        )
-        if upto is not None and int(upto) >= int(seq):
+        seq_of = {str(r["event_id"]): int(r["seq"]) for r in rows}
+        reached: dict[str, int] = {}  # who -> the furthest post of these receipts
+        for who, event_id in receipts:
+            if event_id in seq_of:  # else not a post (a reaction, an edit)
+                reached[who] = max(reached.get(who, 0), seq_of[event_id])
+        if not reached:
             return 0
-        await self.db.execute(
+        whos = sorted(reached)
+        rows = await self.db.fetch(
+            f"SELECT who, upto FROM stat_reader WHERE room_id=$1 AND who IN"
+            f" ({_marks(len(whos), 2)})",
+            room_id,
+            *whos,
+        )
+        before = {str(r["who"]): int(r["upto"]) for r in rows}
+        moved = {
+            w: (before.get(w, 0), upto) for w, upto in reached.items() if upto > before.get(w, 0)
+        }
+        if not moved:
+            return 0
+        await self.db.executemany(
             "INSERT INTO stat_reader (room_id, who, upto) VALUES ($1, $2, $3)"
             " ON CONFLICT (room_id, who) DO UPDATE SET upto=excluded.upto",
-            room_id,
-            who,
-            int(seq),
+            [(room_id, w, upto) for w, (_, upto) in moved.items()],
         )
-        status = await self.db.execute(
-            "UPDATE stat_post SET readers = readers + 1"
-            " WHERE room_id=$1 AND seq > $2 AND seq <= $3",
-            room_id,
-            0 if upto is None else int(upto),
-            int(seq),
-        )
-        return _rowcount(status)
+        added = 0
+        for (low, high), n in Counter(moved.values()).items():
+            status = await self.db.execute(
+                "UPDATE stat_post SET readers = readers + $4"
+                " WHERE room_id=$1 AND seq > $2 AND seq <= $3",
+                room_id,
+                low,
+                high,
+                n,
+            )
+            added += _rowcount(status) * n
+        return added
 
     async def per_room(self, space_id: str, since_day: int) -> list[RoomCount]:
         rows = await self.db.fetch(

@@ -68,10 +68,14 @@ async def count(
             await svc.db.stats.post(str(event["event_id"]), room.room_id, room.space_id, ts)
     await svc.db.stats.add(dict(counts))
     await svc.db.stats.active([(s, d, await svc.db.stats.who(u)) for s, d, u in active])
+    by_room: dict[str, list[tuple[str, str]]] = {}
     for read in receipts:
         room = rooms.get(read.room_id)
         if room is not None and room.role == Role.ANNOUNCEMENTS:
-            await svc.db.stats.read(room.room_id, await svc.db.stats.who(read.user), read.event_id)
+            who = await svc.db.stats.who(read.user)
+            by_room.setdefault(room.room_id, []).append((who, read.event_id))
+    for room_id, reads in by_room.items():
+        await svc.db.stats.read(room_id, reads)
 
 
 async def _prune_daily(svc: Service) -> None:
