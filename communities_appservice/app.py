@@ -67,7 +67,7 @@ class App:
         if self.config.encryption.enabled:
             await self._start_crypto()
         self.events = Events(self.service, self.crypto, self.reconciler.state_changed)
-        self.router.counter = self._accepted
+        self.router.counter = self._accepted if HOOKS.accepted else None
         # Unfinished operations are taken up before any new command can start one.
         await self.service.ops.resume()
         self.service.scheduler.start()  # overdue jobs fire now, once each

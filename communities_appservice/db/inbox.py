@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mautrix.util.async_db import Connection, Database
 
+from ..errors import isolated
 from .member import _rowcount
+from .sql import chunks, marks
 
-CHUNK = 500  # event ids per query (SQLite allows 32,766 parameters; old builds 999)
+log = logging.getLogger("communities.inbox")
 
 
 @dataclass
@@ -49,7 +52,10 @@ class InboxTable:
     ) -> list[InboxItem]:
         """Store a transaction's events and remember it, atomically; returns its rows.
         `also` runs in the same database transaction, given the rows (what is counted of
-        a transaction is counted exactly once: with it, or not at all).
+        a transaction is counted exactly once: with it, or not at all). It runs in a
+        savepoint: when it fails, its writes are undone and the events are still stored
+        (on PostgreSQL a failed statement would otherwise abort the whole transaction, and
+        the homeserver's every retry of it would fail the same way).
 
         A transaction id seen before with the same content is a retry and returns nothing.
         The same id with other content is new: a homeserver that lost its pending
@@ -79,7 +85,7 @@ class InboxTable:
                 for i in ids
             ]  # fmt: skip
             if also is not None:
-                await also(await _not_handled(conn, items))
+                await _isolated(conn, also, await _not_handled(conn, items), txn_id)
             await conn.execute(
                 "INSERT INTO handled_txn (txn_id, digest, ts) VALUES ($1, $2, $3)"
                 " ON CONFLICT (txn_id) DO UPDATE SET digest=excluded.digest, ts=excluded.ts",
@@ -126,6 +132,20 @@ class InboxTable:
         await self.db.execute("DELETE FROM inbox WHERE seq=$1", seq)
 
 
+async def _isolated(
+    conn: Connection,
+    also: Callable[[list[InboxItem]], Awaitable[None]],
+    items: list[InboxItem],
+    txn_id: str,
+) -> None:
+    await conn.execute("SAVEPOINT inbox_also")
+    with isolated(log, "transaction %s: counting it failed; stored it uncounted", txn_id) as failed:
+        await also(items)
+    if failed.ref is not None:
+        await conn.execute("ROLLBACK TO SAVEPOINT inbox_also")
+    await conn.execute("RELEASE SAVEPOINT inbox_also")
+
+
 async def _not_handled(conn: Connection, items: list[InboxItem]) -> list[InboxItem]:
     """`items`, those delivered before (still in the inbox, or handled) marked not new."""
     fresh = [i for i in items if i.new]
@@ -135,25 +155,19 @@ async def _not_handled(conn: Connection, items: list[InboxItem]) -> list[InboxIt
     return items
 
 
-def _marks(n: int) -> str:
-    return ", ".join(f"${i}" for i in range(1, n + 1))
-
-
 async def _existing(conn: Connection, table: str, event_ids: list[str]) -> set[str]:
     """Which of `event_ids` the table (`inbox` or `handled_event`) holds."""
     found: set[str] = set()
-    for start in range(0, len(event_ids), CHUNK):
-        part = event_ids[start : start + CHUNK]
-        query = f"SELECT event_id FROM {table} WHERE event_id IN ({_marks(len(part))})"
+    for part in chunks(event_ids):
+        query = f"SELECT event_id FROM {table} WHERE event_id IN ({marks(len(part))})"
         found.update(str(r["event_id"]) for r in await conn.fetch(query, *part))
     return found
 
 
 async def _seqs(conn: Connection, event_ids: list[str]) -> dict[str, int]:
     seqs: dict[str, int] = {}
-    for start in range(0, len(event_ids), CHUNK):
-        part = event_ids[start : start + CHUNK]
-        query = f"SELECT event_id, seq FROM inbox WHERE event_id IN ({_marks(len(part))})"
+    for part in chunks(event_ids):
+        query = f"SELECT event_id, seq FROM inbox WHERE event_id IN ({marks(len(part))})"
         seqs.update({str(r["event_id"]): int(r["seq"]) for r in await conn.fetch(query, *part)})
     return seqs
 

@@ -79,11 +79,11 @@ class Router:
         counter = self.counter
 
         async def count(items: list[InboxItem]) -> None:
-            if counter is not None:
-                with isolated(log, "counting transaction %s failed", txn_id):
-                    await counter([i.event for i in items if i.new], ephemeral or [])
+            assert counter is not None
+            await counter([i.event for i in items if i.new], ephemeral or [])
 
-        items = await self.db.inbox.accept(txn_id, events, now_ms(), digest, also=count)
+        also = count if counter is not None else None
+        items = await self.db.inbox.accept(txn_id, events, now_ms(), digest, also=also)
         log.debug("transaction %s: %d events, %d new", txn_id, len(events), len(items))
         self.wake(item.room_id for item in items)
 

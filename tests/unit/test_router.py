@@ -69,3 +69,22 @@ async def test_rows_that_land_while_a_room_is_drained_are_handled(tables: Tables
     await router.stop()
     assert handled == ["$!a-0", "$!a-1", "$!a-2"]
     assert await tables.inbox.pending() == []
+
+
+async def test_a_failing_count_is_undone_and_the_transaction_is_still_stored(
+    tables: Tables,
+) -> None:
+    """On PostgreSQL a failed statement aborts its transaction: the count runs in a savepoint,
+    so the events are stored (and a retry of the transaction recognised) all the same."""
+    events = [message("!a", 0), message("!a", 1)]
+
+    async def count(items: list[Any]) -> None:
+        await tables.db.execute("INSERT INTO stat_key (id, secret) VALUES (1, $1)", "k" * 32)
+        await tables.db.execute("SELECT no_such_column FROM inbox")
+
+    items = await tables.inbox.accept("t1", events, 1, content_digest(events), also=count)
+    assert [i.event["event_id"] for i in items] == ["$!a-0", "$!a-1"]
+    assert [i.event["event_id"] for i in await tables.inbox.pending()] == ["$!a-0", "$!a-1"]
+    assert await tables.inbox.seen("t1", content_digest(events))
+    assert await tables.db.fetchval("SELECT COUNT(*) FROM stat_key") == 0  # undone
+    assert await tables.inbox.accept("t1", events, 1, content_digest(events)) == []
