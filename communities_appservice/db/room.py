@@ -8,6 +8,8 @@ from typing import Any
 from mautrix.types import RoomID
 from mautrix.util.async_db import Database
 
+from .sql import chunks, marks
+
 Record = Any
 
 _COLUMNS = "room_id, space_id, role, name, access, adopted, position, created_at"
@@ -72,11 +74,10 @@ class RoomTable:
     async def of_rooms(self, room_ids: list[str]) -> dict[str, CommunityRoom]:
         """The community rooms among `room_ids`, by room id (one query per 500)."""
         found: dict[str, CommunityRoom] = {}
-        for start in range(0, len(room_ids), 500):
-            part = room_ids[start : start + 500]
-            marks = ", ".join(f"${i}" for i in range(1, len(part) + 1))
+        for part in chunks(room_ids):
             rows = await self.db.fetch(
-                f"SELECT {_COLUMNS} FROM community_room WHERE room_id IN ({marks})", *part
+                f"SELECT {_COLUMNS} FROM community_room WHERE room_id IN ({marks(len(part))})",
+                *part,
             )
             found.update({str(r["room_id"]): CommunityRoom.from_row(r) for r in rows})
         return found

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from mautrix.util.async_db import Database
 
 from .member import _rowcount
+from .sql import marks
 
 Count = tuple[str, str, int, str]  # space, room, day, kind
 
@@ -35,14 +36,11 @@ class Post:
     readers: int
 
 
-def _marks(n: int, first: int = 1) -> str:
-    return ", ".join(f"${i}" for i in range(first, first + n))
-
-
 class StatsTable:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._key: bytes | None = None
+        self.pruned_day = 0  # the last day `prune` ran (once a day is enough)
 
     async def who(self, user_id: str) -> str:
         """The keyed hash that stands for `user_id` in the stats."""
@@ -93,7 +91,7 @@ class StatsTable:
         event_ids = sorted({e for _, e in receipts})
         rows = await self.db.fetch(
             f"SELECT event_id, seq FROM stat_post WHERE room_id=$1 AND event_id IN"
-            f" ({_marks(len(event_ids), 2)})",
+            f" ({marks(len(event_ids), 2)})",
             room_id,
             *event_ids,
         )
@@ -107,7 +105,7 @@ class StatsTable:
         whos = sorted(reached)
         rows = await self.db.fetch(
             f"SELECT who, upto FROM stat_reader WHERE room_id=$1 AND who IN"
-            f" ({_marks(len(whos), 2)})",
+            f" ({marks(len(whos), 2)})",
             room_id,
             *whos,
         )
@@ -145,17 +143,20 @@ class StatsTable:
         return [RoomCount(str(r["room_id"]), str(r["kind"]), int(r["n"])) for r in rows]
 
     async def per_day(
-        self, space_id: str, since_day: int, kind: str, room_id: str
-    ) -> dict[int, int]:
+        self, space_id: str, since_day: int, kinds: list[str]
+    ) -> dict[str, dict[int, int]]:
+        """Room id -> day -> the counts of `kinds` added up, from `since_day` on (one query)."""
         rows = await self.db.fetch(
-            "SELECT day, n FROM stat_day WHERE space_id=$1 AND day >= $2 AND kind=$3"
-            " AND room_id=$4",
+            "SELECT room_id, day, SUM(n) AS n FROM stat_day WHERE space_id=$1 AND day >= $2"
+            f" AND kind IN ({marks(len(kinds), 3)}) GROUP BY room_id, day",
             space_id,
             since_day,
-            kind,
-            room_id,
+            *kinds,
         )
-        return {int(r["day"]): int(r["n"]) for r in rows}
+        found: dict[str, dict[int, int]] = {}
+        for r in rows:
+            found.setdefault(str(r["room_id"]), {})[int(r["day"])] = int(r["n"])
+        return found
 
     async def active_members(self, space_id: str, since_day: int) -> int:
         value = await self.db.fetchval(

@@ -33,7 +33,6 @@ log = logging.getLogger("communities.stats")
 DEFAULT_DAYS = 7
 MAX_DAYS = 90
 RECENT_POSTS = 5
-_pruned_day = 0  # the last day the old counts were deleted (once a day, by the first count)
 
 
 @on_accept
@@ -79,10 +78,10 @@ async def count(
 
 
 async def _prune_daily(svc: Service) -> None:
-    global _pruned_day
+    """The first count of a day deletes the counts older than the retention."""
     today = rules.day_of(now_ms())
-    if today > _pruned_day:
-        _pruned_day = today
+    if today > svc.db.stats.pruned_day:
+        svc.db.stats.pruned_day = today
         gone = await svc.db.stats.prune(today - svc.config.communities.stats_keep_days)
         if gone:
             log.info(
@@ -135,14 +134,12 @@ async def report(svc: Service, space: Community, days: int) -> Report:
 
     announcements = next((r for r in rooms if r.role == Role.ANNOUNCEMENTS), None)
     groups = [line(r.room_id, r.name) for r in rooms if r.role == Role.GROUP]
-    daily: dict[str, dict[int, int]] = {}
-    for r in rooms:
-        if r.role in (Role.GROUP, Role.ANNOUNCEMENTS):
-            messages = await svc.db.stats.per_day(space.space_id, first, Kind.MESSAGE, r.room_id)
-            threads = await svc.db.stats.per_day(space.space_id, first, Kind.THREAD, r.room_id)
-            both = Counter(messages) + Counter(threads)
-            if both:
-                daily[r.name] = dict(both)
+    per_day = await svc.db.stats.per_day(space.space_id, first, [Kind.MESSAGE, Kind.THREAD])
+    daily = {
+        r.name: per_day[r.room_id]
+        for r in rooms
+        if r.role in (Role.GROUP, Role.ANNOUNCEMENTS) and per_day.get(r.room_id)
+    }
     return Report(
         days=days,
         members=await svc.db.members.count(RoomID(space.space_id)),
