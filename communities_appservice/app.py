@@ -10,7 +10,10 @@ import logging
 
 import aiohttp
 
-from . import index  # noqa: F401  (every feature registers itself)
+from . import (
+    index,  # noqa: F401  (every feature registers itself)
+    metrics,
+)
 from .config import Config
 from .core.events import Events
 from .core.hooks import HOOKS
@@ -48,11 +51,16 @@ class App:
         self.crypto: BotCrypto | None = None
         self.reconciler: Reconciler | None = None
         self.events: Events | None = None
+        self.metrics: metrics.MetricsServer | None = None
+        if config.metrics.enabled:
+            self.metrics = metrics.MetricsServer(*config.metrics.host_port, self._gauges)
 
     async def start(self) -> None:
         silence_bodies()
         await self.db.start()
-        self._session = aiohttp.ClientSession()
+        if self.metrics is not None:
+            await self.metrics.start()
+        self._session = aiohttp.ClientSession(trace_configs=[metrics.trace_config()])
         self.gateway = MatrixGateway(
             self.config.homeserver.address,
             self.config.appservice.as_token,
@@ -74,6 +82,7 @@ class App:
         # What a previous run left in the inbox is known before any new transaction lands.
         await self.router.resume()
         self.server.ready.set()
+        metrics.READY.set(1)
         if self.events.parking is not None:
             self.events.parking.start()
         self.reconciler.start()
@@ -115,7 +124,20 @@ class App:
 
     async def _handle(self, event: dict[str, object]) -> None:
         assert self.events is not None
-        await self.events.handle(event)
+        kind = metrics.kind_of(event)
+        with metrics.HANDLED.labels(kind).time():
+            try:
+                await self.events.handle(event)
+            except Exception:
+                metrics.HANDLER_FAILURES.labels(kind).inc()
+                raise
+
+    async def _gauges(self) -> None:
+        backlog = await self.tables.backlog()
+        metrics.INBOX.set(backlog["inbox"])
+        metrics.OPERATIONS.set(backlog["operations"])
+        metrics.JOBS.set(backlog["jobs"])
+        metrics.PARKED.set(backlog["parked"])
 
     async def _accepted(
         self, events: list[dict[str, object]], ephemeral: list[dict[str, object]]
@@ -133,6 +155,7 @@ class App:
         await self.events.interrupted(event)
 
     async def stop(self) -> None:
+        metrics.READY.set(0)
         await self.server.stop()
         await self.router.stop()
         if self.service is not None:
@@ -144,4 +167,6 @@ class App:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.db.stop()

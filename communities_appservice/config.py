@@ -90,6 +90,19 @@ def _timezone(key: str, value: str) -> None:
         raise ConfigError(key, f"{value!r} is not a known time zone") from None
 
 
+def _host_port(value: str) -> tuple[str, int] | None:
+    """`host:port` (an IPv6 host in brackets) into its parts; None when it is not that."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _listen(key: str, value: str) -> None:
+    if _host_port(value) is None:
+        raise ConfigError(key, f"{value!r} is not host:port (like 127.0.0.1:8001)")
+
+
 def _check(fn: Callable[[str, Any], None]) -> Any:
     return {"check": fn}
 
@@ -143,6 +156,18 @@ class CommunitiesConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = False
+    listen: str = field(default="127.0.0.1:8001", metadata=_check(_listen))
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        found = _host_port(self.listen)
+        assert found is not None  # checked when parsed
+        return found
+
+
+@dataclass(frozen=True)
 class Config:
     homeserver: HomeserverConfig
     appservice: AppserviceConfig
@@ -150,6 +175,7 @@ class Config:
     communities: CommunitiesConfig
     permissions: Mapping[str, Permission]
     logging: Mapping[str, Any] | None
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def bot_mxid(self) -> str:
@@ -272,7 +298,10 @@ def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("(top level)", "the config must be a mapping")
-    sections = {"homeserver", "appservice", "encryption", "communities", "permissions", "logging"}
+    sections = {
+        "homeserver", "appservice", "encryption", "communities", "permissions", "logging",
+        "metrics",
+    }  # fmt: skip
     for key in raw:
         if key not in sections:
             raise ConfigError(str(key), "unknown section")
@@ -290,6 +319,7 @@ def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         communities=_section(CommunitiesConfig, "communities", raw.get("communities"), env),
         permissions=_permissions(raw.get("permissions")),
         logging=log_config,
+        metrics=_section(MetricsConfig, "metrics", raw.get("metrics"), env),
     )
 
 

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from mautrix.types import EventID, RoomID, UserID
 
+from .. import metrics
 from ..db import now_ms
 from ..db.parked import Parked
 from ..errors import isolated
@@ -57,6 +58,7 @@ class Parking:
 
     async def park(self, event: RawEvent, session_id: str) -> None:
         await self.svc.db.parked.park(event, session_id, now_ms())
+        metrics.UNDECRYPTABLE.labels("keys_missing").inc()
         log.info("parked %s in %s until its keys arrive", event.get("event_id"), event["room_id"])
         self.svc.tasks.spawn(f"asking for the keys of {event.get('event_id')}", self._ask(event))
         self.wake()

@@ -68,6 +68,17 @@ class Tables:
         self.events = EventTable(db)
         self.stats = StatsTable(db)
 
+    async def backlog(self) -> dict[str, int]:
+        """What waits, by kind: the metrics' gauges (one query)."""
+        row = await self.db.fetchrow(
+            "SELECT (SELECT COUNT(*) FROM inbox) AS inbox,"
+            " (SELECT COUNT(*) FROM operation WHERE state IN ('running', 'undoing')) AS operations,"
+            " (SELECT COUNT(*) FROM scheduled_job WHERE state='pending') AS jobs,"
+            " (SELECT COUNT(*) FROM parked_event) AS parked"
+        )
+        assert row is not None
+        return {k: int(row[k] or 0) for k in ("inbox", "operations", "jobs", "parked")}
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """All or nothing: table calls inside share one connection (mautrix keeps it in a

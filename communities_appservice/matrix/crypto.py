@@ -56,6 +56,7 @@ from mautrix.types import (
 )
 from mautrix.util.async_db import Database
 
+from .. import metrics
 from .errors import is_transient, persistently
 from .history import History, Upload
 from .share import Machine
@@ -385,6 +386,7 @@ class BotCrypto:
         except SessionNotFound as e:
             raise KeysMissing(str(event.event_id), str(e.session_id)) from None
         except DecryptionError as e:
+            metrics.UNDECRYPTABLE.labels("cannot_decrypt").inc()
             raise CannotDecrypt(str(event.event_id)) from e
         result = dict(decrypted.serialize())
         result["room_id"] = raw["room_id"]

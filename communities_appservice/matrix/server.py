@@ -4,6 +4,10 @@ Only the homeserver, holding `hs_token`, may push: a request without a token is
 401 `M_UNAUTHORIZED`, a wrong token 403 `M_FORBIDDEN`. A malformed body is 400 with one line.
 A transaction is answered 200 once its events are safely in the inbox; a transaction seen
 before (same id, same body; also before a restart) is answered 200 and does nothing.
+
+The probes need no token: `/_matrix/mau/live` (200 while the process serves HTTP) and
+`/_matrix/mau/ready` (200 once transactions are handled, 503 before), as the mautrix bridges
+have them; `/_communities/health` is the older name of `ready`.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from .. import metrics
 from ..errors import isolated
 from .router import Router
 
@@ -50,6 +56,8 @@ class AppserviceServer:
         self.app.router.add_get("/_matrix/app/v1/rooms/{alias}", self.query_alias)
         self.app.router.add_post("/_matrix/app/v1/ping", self.ping)
         self.app.router.add_get("/_communities/health", self.health)
+        self.app.router.add_get("/_matrix/mau/ready", self.health)
+        self.app.router.add_get("/_matrix/mau/live", self.live)
         self._runner: web.AppRunner | None = None
         # Set once the service can handle what arrives; transactions wait for it.
         self.ready = asyncio.Event()
@@ -58,7 +66,7 @@ class AppserviceServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path.startswith("/_communities/"):
+        if request.path.startswith(("/_communities/", "/_matrix/mau/")):
             return await handler(request)  # type: ignore[no-any-return]
         token = request.query.get("access_token")
         header = request.headers.get("Authorization", "")
@@ -75,13 +83,16 @@ class AppserviceServer:
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
+            metrics.TRANSACTIONS.labels("rejected").inc()
             return _error(400, "M_NOT_JSON", "Body is not JSON")
         if not isinstance(body, dict) or not isinstance(body.get("events", []), list):
+            metrics.TRANSACTIONS.labels("rejected").inc()
             return _error(400, "M_BAD_JSON", "Body must be an object with an events list")
         events = [e for e in body.get("events", []) if isinstance(e, dict)]
         await self.ready.wait()
         txn_id, digest = request.match_info["txn_id"], hashlib.sha256(raw).hexdigest()
         if await self.router.seen(txn_id, digest):
+            metrics.TRANSACTIONS.labels("retry").inc()
             return web.json_response({})  # a retry of what we already hold
         if self.extras is not None:
             # Keys and device lists first; a failure is not acknowledged: the homeserver
@@ -89,8 +100,16 @@ class AppserviceServer:
             with isolated(log, "the encryption part of transaction %s failed", txn_id) as failed:
                 await self.extras(body)
             if failed.ref:
+                metrics.TRANSACTIONS.labels("failed").inc()
                 return _error(500, "M_UNKNOWN", f"Try again later (reference {failed.ref})")
-        await self.router.accept(txn_id, events, digest, _ephemeral(body))
+        try:
+            await self.router.accept(txn_id, events, digest, _ephemeral(body))
+        except Exception:
+            metrics.TRANSACTIONS.labels("failed").inc()
+            raise
+        metrics.TRANSACTIONS.labels("accepted").inc()
+        for kind, n in Counter(metrics.kind_of(e) for e in events).items():
+            metrics.EVENTS.labels(kind).inc(n)
         return web.json_response({})
 
     async def query_user(self, request: web.Request) -> web.Response:
@@ -108,6 +127,10 @@ class AppserviceServer:
         """200 once the service handles transactions (a readiness probe), 503 before."""
         ready = self.ready.is_set()
         return web.json_response({"ok": ready}, status=200 if ready else 503)
+
+    async def live(self, request: web.Request) -> web.Response:
+        """200 while the process answers at all (a liveness probe)."""
+        return web.json_response({"ok": True})
 
     async def start(self, host: str, port: int) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)

@@ -18,6 +18,7 @@ account) and replaces the sharing:
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -45,6 +46,7 @@ from mautrix.types import (
     UserID,
 )
 
+from .. import metrics
 from . import olm
 from .batches import chunks, in_parts
 from .olm import OlmBatch
@@ -197,7 +199,11 @@ class Machine(OlmBatch):
             content.update(dict.fromkeys(SHARED_HISTORY_FLAGS, True))
         counts: Counter[str] = Counter()
         parts = chunks(sorted(set(users)), olm.SHARE_CHUNK_USERS)
+        started = time.monotonic()
         await in_parts(self._share_part(session, part, content, counts) for part in parts)
+        if counts["reached"]:
+            metrics.KEY_SHARE_SECONDS.observe(time.monotonic() - started)
+            metrics.KEY_SHARE_DEVICES.observe(counts["reached"])
         if counts:
             log.debug(
                 "shared session %s of %s with %d devices (%d without a session, %d withheld)",

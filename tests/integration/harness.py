@@ -139,6 +139,7 @@ class Stack:
         self.config_path = workdir / "config.yaml"
         self.registration_path = workdir / "registration.yaml"
         self.as_port = free_loopback_port()
+        self.metrics_port = free_loopback_port()
         self.synapse = LocalSynapse(
             workdir / "synapse", server_name=SERVER, registration=self.registration_path
         )
@@ -167,6 +168,7 @@ class Stack:
         raw["appservice"]["address"] = f"http://127.0.0.1:{self.as_port}"
         raw["appservice"]["port"] = self.as_port
         raw["appservice"]["database"] = self.database
+        raw["metrics"] = {"enabled": True, "listen": f"127.0.0.1:{self.metrics_port}"}
         if self.config is not None:  # keep the tokens the homeserver knows
             raw["appservice"]["as_token"] = self.config.appservice.as_token
             raw["appservice"]["hs_token"] = self.config.appservice.hs_token

@@ -172,6 +172,9 @@ BAD = [
     pytest.param(
         _with("communities.room_version", 12.0), "communities.room_version", id="room-version-float"
     ),
+    pytest.param(_with("metrics.listen", "8001"), "metrics.listen", id="metrics-no-host"),
+    pytest.param(_with("metrics.listen", "[::1]:99999"), "metrics.listen", id="metrics-port"),
+    pytest.param(_with("metrics.enabled", "on"), "metrics.enabled", id="metrics-enabled"),
     pytest.param(
         _with("communities.timezone", "Mars/Olympus_Mons"), "communities.timezone", id="timezone"
     ),

@@ -188,8 +188,11 @@ async def test_accepted_with_the_token(
     assert service.handled.ids == ["$a"]
 
 
-async def test_health_needs_no_token(service: Service) -> None:
-    response = await service.client.get("/_communities/health")
+@pytest.mark.parametrize(
+    "path", ["/_communities/health", "/_matrix/mau/ready", "/_matrix/mau/live"]
+)
+async def test_health_needs_no_token(service: Service, path: str) -> None:
+    response = await service.client.get(path)
     assert response.status == 200
     assert await response.json() == {"ok": True}
 
@@ -364,10 +367,13 @@ async def test_transactions_wait_until_the_service_is_ready(tables: Tables) -> N
         # other endpoints answer meanwhile
         ping = await starting.client.post("/_matrix/app/v1/ping", json={}, headers=AUTH)
         assert ping.status == 200
-        health = await starting.client.get("/_communities/health")
-        assert health.status == 503  # not ready yet: a readiness probe must say so
+        for probe in ("/_communities/health", "/_matrix/mau/ready"):
+            health = await starting.client.get(probe)
+            assert health.status == 503  # not ready yet: a readiness probe must say so
+        assert (await starting.client.get("/_matrix/mau/live")).status == 200  # but alive
         starting.server.ready.set()
-        assert (await starting.client.get("/_communities/health")).status == 200
+        for probe in ("/_communities/health", "/_matrix/mau/ready"):
+            assert (await starting.client.get(probe)).status == 200
         response = await put
         assert response.status == 200
         await starting.router.wait_idle()
