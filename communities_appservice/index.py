@@ -12,6 +12,7 @@ from __future__ import annotations
 from .commands import announcements as announcements
 from .commands import audit as audit
 from .commands import events as events
+from .commands import export as export
 from .commands import help as help
 from .commands import joining as joining
 from .commands import links as links

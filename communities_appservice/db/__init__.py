@@ -20,6 +20,7 @@ from .ban import BanTable
 from .community import CommunityTable
 from .dedupe import DedupeTable
 from .event import EventTable
+from .export import ExportReader
 from .group_admin import GroupAdminTable
 from .inbox import InboxTable
 from .invite_link import InviteLinkTable
@@ -67,6 +68,7 @@ class Tables:
         self.polls = PollTable(db)
         self.events = EventTable(db)
         self.stats = StatsTable(db)
+        self.export = ExportReader(db)
 
     async def backlog(self) -> dict[str, int]:
         """What waits, by kind: the metrics' gauges (one query)."""

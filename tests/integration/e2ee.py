@@ -13,6 +13,7 @@ from nio import (
     JoinError,
     LoginResponse,
     MegolmEvent,
+    RoomEncryptedFile,
     RoomEncryptedImage,
     RoomMessageNotice,
     RoomMessageText,
@@ -38,11 +39,13 @@ class E2EEUser:
         self.images: list[RoomEncryptedImage] = []
         self.texts: list[tuple[str, RoomMessageText]] = []  # (room, m.text message), in order
         self.room_images: list[tuple[str, RoomEncryptedImage]] = []
+        self.room_files: list[tuple[str, RoomEncryptedFile]] = []
         self.undecryptable: list[MegolmEvent] = []
         self.client.add_event_callback(self._on_notice, RoomMessageNotice)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_megolm, MegolmEvent)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_image, RoomEncryptedImage)  # type: ignore[arg-type]
         self.client.add_event_callback(self._on_text, RoomMessageText)  # type: ignore[arg-type]
+        self.client.add_event_callback(self._on_file, RoomEncryptedFile)  # type: ignore[arg-type]
         # Like Element, keep an encrypted event's relation in the clear (the spec's advice,
         # which matrix-nio does not follow): the homeserver and the bot see threads by it.
         encrypt = self.client.encrypt
@@ -56,6 +59,20 @@ class E2EEUser:
             return kind, sealed
 
         self.client.encrypt = encrypt_like_element  # type: ignore[method-assign]
+
+    async def _on_file(self, room: Any, event: RoomEncryptedFile) -> None:
+        self.room_files.append((str(room.room_id), event))
+
+    async def file_in(self, room_id: str, timeout: float = 40.0) -> RoomEncryptedFile:
+        """The first encrypted file (`m.file`) in `room_id`."""
+
+        def find() -> RoomEncryptedFile | None:
+            return next((e for r, e in self.room_files if r == room_id), None)
+
+        await self.wait(lambda: find() is not None, f"a file in {room_id}", timeout)
+        found = find()
+        assert found is not None
+        return found
 
     async def _on_text(self, room: Any, event: RoomMessageText) -> None:
         self.texts.append((str(room.room_id), event))
@@ -84,8 +101,8 @@ class E2EEUser:
         assert found is not None
         return found
 
-    async def image_bytes(self, image: RoomEncryptedImage) -> bytes:
-        """What an encrypted image holds, downloaded and decrypted as a client does."""
+    async def image_bytes(self, image: RoomEncryptedImage | RoomEncryptedFile) -> bytes:
+        """What an encrypted image or file holds, downloaded and decrypted as a client does."""
         response = await self.client.download(mxc=image.url)
         body = getattr(response, "body", None)
         assert isinstance(body, bytes), response
