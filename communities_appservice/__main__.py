@@ -62,12 +62,21 @@ async def run(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
+    starting = asyncio.ensure_future(app.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    failing = asyncio.ensure_future(app.failed.wait())
     try:
-        await stop.wait()
+        await asyncio.wait([starting, stopping, failing], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start raises here
+            await asyncio.wait([stopping, failing], return_when=asyncio.FIRST_COMPLETED)
     finally:
         log.info("stopping")
+        for waiting in (starting, stopping, failing):
+            waiting.cancel()
         await app.stop()
+    if app.failed.is_set():
+        raise SystemExit(1)  # lost the lease: let the supervisor start it again, as a standby
 
 
 def main(argv: list[str] | None = None) -> int:

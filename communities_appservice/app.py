@@ -6,6 +6,7 @@ Nothing here is about one feature: every feature declares itself and is imported
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -20,6 +21,7 @@ from .core.hooks import HOOKS
 from .core.reconcile import Reconciler
 from .core.service import Service
 from .db import Tables, create_database
+from .db.lease import Lease
 from .logs import silence_bodies
 from .matrix.crypto import BotCrypto
 from .matrix.errors import MatrixError, persistently
@@ -54,12 +56,25 @@ class App:
         self.metrics: metrics.MetricsServer | None = None
         if config.metrics.enabled:
             self.metrics = metrics.MetricsServer(*config.metrics.host_port, self._gauges)
+        self.lease: Lease | None = None
+        if config.appservice.high_availability:
+            self.lease = Lease(config.appservice.database, config.appservice.id)
+        # Set when this instance must stop at once: it lost the lease (another may lead).
+        self.failed = asyncio.Event()
 
     async def start(self) -> None:
         silence_bodies()
         await self.db.start()
         if self.metrics is not None:
             await self.metrics.start()
+        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
+        if self.lease is not None:
+            # A standby answers the probes (ready: 503) and refuses transactions until it
+            # leads; only then does it load the bot's encryption and resume anything.
+            self.server.standby = True
+            await self.lease.acquire()
+            self.server.standby = False
+            self.tasks.spawn("watching the lease", self.lease.watch(self.failed.set))
         self._session = aiohttp.ClientSession(trace_configs=[metrics.trace_config()])
         self.gateway = MatrixGateway(
             self.config.homeserver.address,
@@ -70,7 +85,6 @@ class App:
         )
         self.service = Service(self.config, self.tables, self.gateway, self.tasks)
         self.reconciler = Reconciler(self.service)
-        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         await self._register_bot()
         if self.config.encryption.enabled:
             await self._start_crypto()
@@ -169,4 +183,6 @@ class App:
             self._session = None
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.lease is not None:
+            await self.lease.release()
         await self.db.stop()

@@ -127,6 +127,10 @@ class AppserviceConfig:
     # The largest transaction the homeserver may push, in bytes: a full Synapse transaction
     # (100 events of up to 64 KiB, to-device messages and device lists) fits with room.
     max_body_bytes: int = field(default=32 * 1024 * 1024, metadata=_check(_positive))
+    # An active/standby pair on one PostgreSQL database: the instance holding the database's
+    # lock leads; the other answers `ready` 503, handles nothing, and takes over when the
+    # leader's connection goes (docs/operators.md).
+    high_availability: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,9 +316,14 @@ def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     log_config = raw.get("logging")
     if log_config is not None and not isinstance(log_config, dict):
         raise ConfigError("logging", "must be a logging.config.dictConfig mapping")
+    appservice = _section(AppserviceConfig, "appservice", raw.get("appservice"), env)
+    if appservice.high_availability and not appservice.database.startswith("postgres"):
+        raise ConfigError(
+            "appservice.high_availability", "needs a PostgreSQL database (appservice.database)"
+        )
     return Config(
         homeserver=_section(HomeserverConfig, "homeserver", raw.get("homeserver"), env),
-        appservice=_section(AppserviceConfig, "appservice", raw.get("appservice"), env),
+        appservice=appservice,
         encryption=_section(EncryptionConfig, "encryption", raw.get("encryption"), env),
         communities=_section(CommunitiesConfig, "communities", raw.get("communities"), env),
         permissions=_permissions(raw.get("permissions")),

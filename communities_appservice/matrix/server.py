@@ -6,8 +6,8 @@ A transaction is answered 200 once its events are safely in the inbox; a transac
 before (same id, same body; also before a restart) is answered 200 and does nothing.
 
 The probes need no token: `/_matrix/mau/live` (200 while the process serves HTTP) and
-`/_matrix/mau/ready` (200 once transactions are handled, 503 before), as the mautrix bridges
-have them; `/_communities/health` is the older name of `ready`.
+`/_matrix/mau/ready` (200 once transactions are handled, 503 before and on a standby), as the
+mautrix bridges have them; `/_communities/health` is the older name of `ready`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class AppserviceServer:
         self._runner: web.AppRunner | None = None
         # Set once the service can handle what arrives; transactions wait for it.
         self.ready = asyncio.Event()
+        # A standby (another instance leads) refuses transactions at once: the homeserver
+        # retries, and a load balancer sends them to the leader.
+        self.standby = False
         # Handles the encryption extensions of a transaction before its events.
         self.extras: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
@@ -89,6 +92,9 @@ class AppserviceServer:
             metrics.TRANSACTIONS.labels("rejected").inc()
             return _error(400, "M_BAD_JSON", "Body must be an object with an events list")
         events = [e for e in body.get("events", []) if isinstance(e, dict)]
+        if self.standby:
+            metrics.TRANSACTIONS.labels("standby").inc()
+            return _error(503, "M_UNKNOWN", "Standing by: another instance leads")
         await self.ready.wait()
         txn_id, digest = request.match_info["txn_id"], hashlib.sha256(raw).hexdigest()
         if await self.router.seen(txn_id, digest):

@@ -132,6 +132,55 @@ class FailingProxy:
             )
 
 
+class ReadyBalancer:
+    """A load balancer in front of an active/standby pair, as operators run one: each
+    request goes to the first backend whose `/_matrix/mau/ready` answers 200; with none
+    ready it answers 503 itself."""
+
+    def __init__(self, port: int, backends: list[str], http: aiohttp.ClientSession) -> None:
+        self.port = port
+        self.backends = backends
+        self.http = http
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _ready(self) -> str | None:
+        for backend in self.backends:
+            try:
+                async with self.http.get(f"{backend}/_matrix/mau/ready") as response:
+                    if response.status == 200:
+                        return backend
+            except aiohttp.ClientError:
+                continue
+        return None
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        backend = await self._ready()
+        if backend is None:
+            return web.json_response({"errcode": "M_UNKNOWN", "error": "No backend"}, status=503)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
+        try:
+            async with self.http.request(
+                request.method, f"{backend}{request.rel_url}", data=await request.read(),
+                headers=headers,
+            ) as upstream:  # fmt: skip
+                body = await upstream.read()
+                kept = {k: v for k, v in upstream.headers.items() if k.lower() == "content-type"}
+                return web.Response(status=upstream.status, body=body, headers=kept)
+        except aiohttp.ClientError:
+            return web.json_response({"errcode": "M_UNKNOWN", "error": "Backend gone"}, status=502)
+
+
 class Stack:
     def __init__(self, workdir: Path, database: str) -> None:
         self.workdir = workdir
@@ -302,9 +351,12 @@ class Stack:
         ]
         return list(reversed(bodies))
 
-    async def spawn_app(self) -> asyncio.subprocess.Process:
-        """The appservice as a process of its own (same config, database and port), so that
-        a test can kill it with SIGKILL; the in-process service is stopped first."""
+    async def spawn_app(
+        self, config_path: Path | None = None, port: int | None = None
+    ) -> asyncio.subprocess.Process:
+        """The appservice as a process of its own (same config, database and port, unless
+        given another config listening on `port`), so that a test can kill it with SIGKILL;
+        the in-process service is stopped first. Returns once it is ready."""
         await self.stop_app()
         with (self.workdir / "appservice-process.log").open("ab") as log_file:
             process = await asyncio.create_subprocess_exec(
@@ -312,13 +364,13 @@ class Stack:
                 "-m",
                 "communities_appservice",
                 "-c",
-                str(self.config_path),
+                str(config_path or self.config_path),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
-        url = f"http://127.0.0.1:{self.as_port}/_communities/health"
+        url = f"http://127.0.0.1:{port or self.as_port}/_matrix/mau/ready"
 
         async def healthy() -> bool:
             if process.returncode is not None:

@@ -172,6 +172,11 @@ BAD = [
     pytest.param(
         _with("communities.room_version", 12.0), "communities.room_version", id="room-version-float"
     ),
+    pytest.param(
+        _with("appservice.high_availability", True),  # on the default SQLite database
+        "appservice.high_availability",
+        id="standby-on-sqlite",
+    ),
     pytest.param(_with("metrics.listen", "8001"), "metrics.listen", id="metrics-no-host"),
     pytest.param(_with("metrics.listen", "[::1]:99999"), "metrics.listen", id="metrics-port"),
     pytest.param(_with("metrics.enabled", "on"), "metrics.enabled", id="metrics-enabled"),
