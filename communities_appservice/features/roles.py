@@ -180,7 +180,6 @@ async def _admin_add(svc: Service, run: Run[AdminAdd]) -> str:
             await svc.db.admins.put(space_id, user, AdminRole.ADMIN, now_ms())
 
     await run.step("record", record)
-    refused = await _power_everywhere(svc, run, community)
 
     async def invite() -> None:
         admins = await svc.room_of_role(space_id, Role.ADMINS)
@@ -192,8 +191,6 @@ async def _admin_add(svc: Service, run: Run[AdminAdd]) -> str:
                 if is_transient(e):
                     raise
                 log.warning("could not invite %s to the admins room: %s", user, e.errcode)
-
-    await run.step("invite", invite)
 
     async def welcome() -> None:
         """A DM to the new admin with the way into the admins room, which is not in the
@@ -220,7 +217,13 @@ async def _admin_add(svc: Service, run: Run[AdminAdd]) -> str:
                 raise
             log.warning("could not tell %s of their promotion: %s", user, e.errcode)
 
-    await run.step("welcome", welcome)
+    async def tell() -> list[str]:
+        await run.step("invite", invite)
+        await run.step("welcome", welcome)
+        return []
+
+    # The invitation and the DM need no power level: they go while the rooms are written.
+    refused, _ = await bounded([_power_everywhere(svc, run, community), tell()])
     result = "ok" if not refused else f"refused in {', '.join(refused)}"
     await run.step(
         "audit", lambda: svc.audit(space_id, run.op.actor, AuditAction.ADMIN_ADD, user, "", result)
