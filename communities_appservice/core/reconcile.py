@@ -94,11 +94,27 @@ class Reconciler:
         if event_type not in WATCHED or "state_key" not in event:
             return
         room_id = RoomID(str(event.get("room_id")))
+        if event_type == "m.room.power_levels" and event.get("sender") == self.svc.bot:
+            # The bot's own write (100 of them for one `admin add`): the room needs checking
+            # only if it is not, or no longer, what the records demand.
+            self.svc.tasks.spawn(f"checking power in {room_id}", self._own_power(room_id, event))
+            return
+        self._check(room_id, str(event_type))
+
+    async def _own_power(self, room_id: RoomID, event: dict[str, Any]) -> None:
+        room = await self.svc.db.rooms.get(room_id)
+        community = await self.svc.db.communities.get(room.space_id) if room else None
+        if room is None or community is None or community.state != CommunityState.ACTIVE:
+            return
+        if event.get("content") != await self.svc.power_for(community, room):
+            self._check(room_id, str(event["type"]))
+
+    def _check(self, room_id: RoomID, event_type: str) -> None:
         seen = self._pending.get(room_id)
         if seen is not None:
-            seen.add(str(event_type))
+            seen.add(event_type)
             return
-        self._pending[room_id] = {str(event_type)}
+        self._pending[room_id] = {event_type}
         self.svc.tasks.spawn(f"reconciling {room_id}", self._check_soon(room_id))
 
     async def _check_soon(self, room_id: RoomID) -> None:

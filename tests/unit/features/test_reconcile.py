@@ -81,3 +81,25 @@ async def test_an_older_announcement_room_gets_the_redaction_level(
     levels = gateway.rooms[made.announcements].state[("m.room.power_levels", "")]
     assert levels["events"]["m.room.redaction"] == 0
     assert any("Announcements" in r for r in findings.repairs), findings
+
+
+async def test_the_bots_own_power_levels_are_checked_only_when_they_differ(
+    service: Service, create_community: CommunityMaker
+) -> None:
+    """`admin add` writes power levels into every room, and each comes back as an event: one
+    with what the records demand needs no reconciliation of its room; a stale one does."""
+    made = await create_community("Parents")
+    room = await service.db.rooms.get(made.groups["Kids"])
+    assert room is not None
+    wanted = await service.power_for(made.community, room)
+    reconciler = Reconciler(service)
+
+    def own(content: dict[str, object]) -> dict[str, object]:
+        return {"type": "m.room.power_levels", "state_key": "", "room_id": room.room_id,
+                "sender": service.bot, "content": content}  # fmt: skip
+
+    await reconciler._own_power(room.room_id, own(wanted))
+    assert reconciler._pending == {}
+    stale = {**wanted, "users": {}}
+    await reconciler._own_power(room.room_id, own(stale))
+    assert reconciler._pending == {room.room_id: {"m.room.power_levels"}}
