@@ -127,9 +127,7 @@ class AppserviceConfig:
     # The largest transaction the homeserver may push, in bytes: a full Synapse transaction
     # (100 events of up to 64 KiB, to-device messages and device lists) fits with room.
     max_body_bytes: int = field(default=32 * 1024 * 1024, metadata=_check(_positive))
-    # An active/standby pair on one PostgreSQL database: the instance holding the database's
-    # lock leads; the other answers `ready` 503, handles nothing, and takes over when the
-    # leader's connection goes (docs/operators.md).
+    # An active/standby pair on one PostgreSQL database (docs/operators.md).
     high_availability: bool = False
 
 
