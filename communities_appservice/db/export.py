@@ -46,7 +46,7 @@ QUERIES: dict[str, str] = {
 
 # Yes/no columns: SQLite hands back 0 and 1, PostgreSQL true and false; the archive says
 # true and false on both.
-FLAGS = {("rooms", "adopted"), ("polls", "announcements")}
+FLAGS = {"rooms": ("adopted",), "polls": ("announcements",)}
 
 
 class ExportReader:
@@ -60,17 +60,14 @@ class ExportReader:
         conn: Connection
         async with self.db.acquire() as conn, conn.transaction():
             for kind, query in QUERIES.items():
-                rows = [_plain(r) for r in await conn.fetch(query, space_id)]
-                for row in rows:
-                    for flag_kind, column in FLAGS:
-                        if kind == flag_kind:
-                            row[column] = bool(row[column])
-                found[kind] = rows
+                flags = FLAGS.get(kind, ())
+                found[kind] = [_plain(r, flags) for r in await conn.fetch(query, space_id)]
         return found
 
 
-def _plain(row: Any) -> dict[str, Any]:
-    return {key: _value(row[key]) for key in row.keys()}  # noqa: SIM118 (rows are not dicts)
+def _plain(row: Any, flags: tuple[str, ...]) -> dict[str, Any]:
+    keys = row.keys()  # rows are not dicts
+    return {k: bool(row[k]) if k in flags else _value(row[k]) for k in keys}
 
 
 def _value(value: Any) -> Any:

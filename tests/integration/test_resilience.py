@@ -32,6 +32,19 @@ async def rooms_named(stack: Stack, term: str) -> list[dict[str, Any]]:
     return list(found["rooms"])
 
 
+async def rooms_on_server(stack: Stack, name: str, recorded: set[str]) -> list[dict[str, Any]]:
+    """The homeserver's rooms named after `name`, once Synapse lists every recorded one
+    (it indexes new rooms in the background, in order); asserts they are exactly those."""
+
+    async def listed() -> list[dict[str, Any]] | None:
+        found = await rooms_named(stack, name)
+        return found if recorded <= {r["room_id"] for r in found} else None
+
+    on_server = await eventually(listed, "Synapse to list the community's rooms")
+    assert sorted(r["room_id"] for r in on_server) == sorted(recorded)
+    return on_server
+
+
 async def op_steps(tables: Tables, name: str) -> tuple[int, set[str]] | None:
     """The latest `create` operation for the community `name`, and its finished steps."""
     rows = await tables.db.fetch("SELECT id, params FROM operation WHERE kind='create'")
@@ -127,14 +140,7 @@ async def test_kill_9_during_create_then_restart_finishes_it(
     # Every room exactly once on the homeserver: nothing the crash made twice, no orphan.
     # (Synapse indexes new rooms for its admin room list in the background, in order: once
     # the last recorded room is listed, every room made before it is too.)
-    recorded = {r.room_id for r in rooms}
-
-    async def listed() -> list[dict[str, Any]] | None:
-        found = await rooms_named(stack, name)
-        return found if recorded <= {r["room_id"] for r in found} else None
-
-    on_server = await eventually(listed, "Synapse to list the community's rooms")
-    assert sorted(r["room_id"] for r in on_server) == sorted(recorded)
+    on_server = await rooms_on_server(stack, name, {r.room_id for r in rooms})
     for room in on_server:
         assert room["canonical_alias"] is None, room  # the step aliases are gone again
     children = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,7 +20,14 @@ from communities_appservice.dev.localhs import free_loopback_port
 
 from .. import postgres
 from .harness import ReadyBalancer, Stack, eventually
-from .test_resilience import GROUPS, MOMENT, groups_recorded, op_state, op_steps, rooms_named
+from .test_resilience import (
+    GROUPS,
+    MOMENT,
+    groups_recorded,
+    op_state,
+    op_steps,
+    rooms_on_server,
+)
 
 
 async def status(http: aiohttp.ClientSession, url: str) -> int | None:
@@ -92,14 +98,7 @@ async def test_the_standby_finishes_what_the_killed_leader_began(stack: Stack) -
         rooms = await standby.tables.rooms.of_community(op.space_id)
         assert sorted(r.role for r in rooms).count("group") == GROUPS
         # Every room made once on the homeserver: none twice, no orphan of the kill.
-        recorded = {r.room_id for r in rooms}
-
-        async def listed() -> list[dict[str, Any]] | None:
-            found = await rooms_named(stack, name)
-            return found if recorded <= {r["room_id"] for r in found} else None
-
-        on_server = await eventually(listed, "Synapse to list the community's rooms")
-        assert sorted(r["room_id"] for r in on_server) == sorted(recorded)
+        await rooms_on_server(stack, name, {r.room_id for r in rooms})
     finally:
         if leader is not None and leader.returncode is None:
             leader.kill()
