@@ -26,7 +26,9 @@ from communities_appservice.db import Tables
 from . import postgres
 
 # A test using one of these fixtures, directly or through another fixture, touches a database.
-DB_FIXTURES = frozenset({"db_backend", "database_url", "module_tables", "tables", "stack"})
+DB_FIXTURES = frozenset(
+    {"db_backend", "database_url", "module_tables", "tables", "stack", "federated"}
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

@@ -11,7 +11,10 @@ This module owns one working directory and everything in it:
 
 It starts Synapse as a subprocess (``python -m synapse.app.homeserver``), waits until the
 client API answers, registers users through the shared-secret admin API, and stops it again.
-Synapse only ever listens on 127.0.0.1 and federation is switched off.
+Synapse only ever listens on 127.0.0.1. Federation is switched off, unless a federation port
+is given: then the server is called ``127.0.0.1:PORT`` and serves federation there over TLS
+(a self-signed certificate, ``tls.crt``/``tls.key``, made once), accepting its peers' own
+self-signed certificates and reaching them on loopback, as Synapse's test setups do.
 
 Manual use::
 
@@ -228,9 +231,13 @@ class LocalSynapse:
         port: int | None = None,
         registration: Path | None = None,
         python: str = sys.executable,
+        federation_port: int | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.federation_port = federation_port
+        if federation_port is not None:
+            server_name = f"{LOOPBACK}:{federation_port}"
         self._server_name = server_name
         self.registration = Path(registration).resolve() if registration else None
         self.python = python
@@ -334,7 +341,82 @@ class LocalSynapse:
         }
         if self.registration is not None:
             config["app_service_config_files"] = [str(self.registration)]
+        if self.federation_port is not None:
+            config.update(self._federation_config(config["listeners"]))
         return config
+
+    def _federation_config(self, listeners: list[dict[str, Any]]) -> dict[str, Any]:
+        """Federation over TLS on 127.0.0.1:federation_port, with peers on loopback."""
+        cert, key = self.workdir / "tls.crt", self.workdir / "tls.key"
+        return {
+            "listeners": [
+                *listeners,
+                {
+                    "port": self.federation_port,
+                    "bind_addresses": [LOOPBACK],
+                    "type": "http",
+                    "tls": True,
+                    "x_forwarded": False,
+                    # "federation" also serves the server's keys (/_matrix/key).
+                    "resources": [{"names": ["federation"], "compress": False}],
+                },
+            ],
+            "tls_certificate_path": str(cert),
+            "tls_private_key_path": str(key),
+            "federation_verify_certificates": False,
+            "federation_domain_whitelist": None,
+            # Outgoing federation may reach loopback, blocked by default as a private range
+            # (an IP-literal server name is checked against the block list alone).
+            "ip_range_blacklist": [],
+            "rc_federation": {
+                "window_size": 1000,
+                "sleep_limit": 10_000,
+                "sleep_delay": 1,
+                "reject_limit": 10_000,
+                "concurrent": 1000,
+            },
+        }
+
+    def _write_certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1, made once (cryptography comes with
+        Synapse)."""
+        cert_path, key_path = self.workdir / "tls.crt", self.workdir / "tls.key"
+        if cert_path.exists() and key_path.exists():
+            return
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LOOPBACK)])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
+                critical=False,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        write_private(
+            key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode(),
+        )
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     def write_config(self) -> Path:
         """Write homeserver.yaml, the log config and (once) the signing key; return the config.
@@ -347,6 +429,8 @@ class LocalSynapse:
         (self.workdir / MEDIA_DIR_NAME).mkdir(exist_ok=True)
         if not self.signing_key_path.exists():
             write_private(self.signing_key_path, new_signing_key_line())
+        if self.federation_port is not None:
+            self._write_certificate()
         self.log_config_path.write_text(
             yaml.safe_dump(log_config(self.log_path), sort_keys=False), encoding="utf-8"
         )

@@ -6,7 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -202,7 +204,22 @@ class E2EEUser:
     async def join(self, room_id: str) -> None:
         response = await self.client.join(room_id)
         assert not isinstance(response, JoinError), response
-        await self.sync()
+        joined = str(response.room_id)  # the id, when joined by alias
+        rooms = self.client.rooms
+        # A room of another server reaches this one's sync a moment after the join returns.
+        await self.wait(lambda: joined in rooms, f"{joined} in this device's sync")
+
+    async def join_via(self, room_id: str, servers: list[str]) -> None:
+        """Join a room of another server by its id, through `servers` (what Element does with
+        the `via` of a space's `m.space.child`)."""
+        query = "&".join(f"server_name={quote(server)}" for server in servers)
+        path = f"/_matrix/client/v3/join/{quote(room_id)}?{query}"
+        async with aiohttp.ClientSession() as http:
+            headers = {"Authorization": f"Bearer {self.client.access_token}"}
+            async with http.post(self.client.homeserver + path, json={}, headers=headers) as r:
+                assert r.status == 200, (r.status, await r.text())
+        rooms = self.client.rooms
+        await self.wait(lambda: room_id in rooms, f"{room_id} in this device's sync")
 
     async def send(self, room_id: str, body: str) -> str:
         await self.sync()

@@ -182,7 +182,10 @@ class ReadyBalancer:
 
 
 class Stack:
-    def __init__(self, workdir: Path, database: str) -> None:
+    """One Synapse and the appservice registered with it; with `federation_port`, a Synapse
+    called 127.0.0.1:PORT that federates (over TLS on that port) with other such Synapses."""
+
+    def __init__(self, workdir: Path, database: str, federation_port: int | None = None) -> None:
         self.workdir = workdir
         self.database = database
         self.config_path = workdir / "config.yaml"
@@ -190,7 +193,10 @@ class Stack:
         self.as_port = free_loopback_port()
         self.metrics_port = free_loopback_port()
         self.synapse = LocalSynapse(
-            workdir / "synapse", server_name=SERVER, registration=self.registration_path
+            workdir / "synapse",
+            server_name=SERVER,
+            registration=self.registration_path,
+            federation_port=federation_port,
         )
         self.http = aiohttp.ClientSession()
         self.app: App | None = None
@@ -201,7 +207,7 @@ class Stack:
 
     @property
     def bot(self) -> str:
-        return f"@communities:{SERVER}"
+        return f"@communities:{self.synapse.server_name}"
 
     def write_config(
         self,
@@ -214,6 +220,7 @@ class Stack:
         config_text = Path(__file__).with_name("config.test.yaml").read_text()
         raw = yaml.safe_load(config_text)
         raw["homeserver"]["address"] = self.homeserver_address or self.synapse.base_url
+        raw["homeserver"]["domain"] = self.synapse.server_name
         raw["appservice"]["address"] = f"http://127.0.0.1:{self.as_port}"
         raw["appservice"]["port"] = self.as_port
         raw["appservice"]["database"] = self.database
@@ -223,6 +230,7 @@ class Stack:
             raw["appservice"]["hs_token"] = self.config.appservice.hs_token
             raw["encryption"]["pickle_key"] = self.config.encryption.pickle_key
         raw["communities"].update(communities)
+        raw["permissions"] = {"*": "member", self.synapse.server_name: "creator"}
         if permissions is not None:
             raw["permissions"] = permissions
         raw["encryption"].update(encryption or {})
