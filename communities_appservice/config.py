@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import ConfigError
+from .language import LANGUAGES
 from .rules.model import JoinMode, Permission
 
 ENV_PREFIX = "COMMUNITIES_"
@@ -74,11 +75,6 @@ def _one_of(*choices: str) -> Callable[[str, str], None]:
 def _prefix(key: str, value: str) -> None:
     if not value or any(ch.isspace() for ch in value):
         raise ConfigError(key, f"{value!r} must be one word, like !community")
-
-
-def _room_version(key: str, value: str) -> None:
-    if value not in ("10", "11", "12"):
-        raise ConfigError(key, f"room version {value!r} is not supported (use 10, 11 or 12)")
 
 
 def _timezone(key: str, value: str) -> None:
@@ -142,7 +138,7 @@ class EncryptionConfig:
 @dataclass(frozen=True)
 class CommunitiesConfig:
     command_prefix: str = field(default="!community", metadata=_check(_prefix))
-    room_version: str = field(default="12", metadata=_check(_room_version))
+    room_version: str = field(default="12", metadata=_check(_one_of("10", "11", "12")))
     max_admins: int = field(default=20, metadata=_check(_positive))
     max_groups: int = field(default=100, metadata=_check(_positive))
     default_join_mode: str = field(
@@ -153,6 +149,7 @@ class CommunitiesConfig:
     group_suggestions: bool = True
     reconcile_interval: int = field(default=600, metadata=_check(_positive))
     timezone: str = field(default="UTC", metadata=_check(_timezone))
+    default_language: str = field(default="en", metadata=_check(_one_of(*LANGUAGES)))
     stats: bool = True
     stats_keep_days: int = field(default=400, metadata=_check(_positive))
 

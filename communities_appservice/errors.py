@@ -24,6 +24,8 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from . import language
+
 
 class UserError(Exception):
     """A failure the sender can understand and act on: `template` with `{}` slots."""
@@ -31,10 +33,15 @@ class UserError(Exception):
     def __init__(self, template: str, *args: object) -> None:
         self.template = template
         self.args_ = args
-        self.message = template.format(*args) if args else template
-        super().__init__(self.message)
+        super().__init__(template.format(*args) if args else template)
         # The command's usage line, when the syntax was wrong; the dispatcher fills it in.
         self.usage: str | None = None
+
+    @property
+    def message(self) -> str:
+        """The one line, plain, in the language being spoken."""
+        template = language.translate(self.template)
+        return template.format(*self.args_) if self.args_ else template
 
 
 class NotFound(UserError):

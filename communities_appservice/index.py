@@ -15,6 +15,7 @@ from .commands import events as events
 from .commands import export as export
 from .commands import help as help
 from .commands import joining as joining
+from .commands import language as language
 from .commands import links as links
 from .commands import moderation as moderation
 from .commands import polls as polls

@@ -5,20 +5,32 @@ from __future__ import annotations
 
 from mautrix.types import UserID
 
+from ..core.notices import say
 from ..errors import Invalid
+from ..language import N_
 from ..rules.ids import check_user_id
 from ..rules.model import GroupAccess, JoinMode
 
-JOIN_WORDS = {
-    JoinMode.INVITE: "invite only",
-    JoinMode.APPROVAL: "approval by an admin",
-    JoinMode.OPEN: "open to anyone with the link",
+_JOIN_WORDS = {
+    JoinMode.INVITE: N_("invite only"),
+    JoinMode.APPROVAL: N_("approval by an admin"),
+    JoinMode.OPEN: N_("open to anyone with the link"),
 }
-ACCESS_WORDS = {
-    GroupAccess.OPEN: "open to members",
-    GroupAccess.APPROVAL: "needs approval",
-    GroupAccess.PRIVATE: "private",
+_ACCESS_WORDS = {
+    GroupAccess.OPEN: N_("open to members"),
+    GroupAccess.APPROVAL: N_("needs approval"),
+    GroupAccess.PRIVATE: N_("private"),
 }
+
+
+def join_words(mode: JoinMode) -> str:
+    """How a community's join mode reads in a reply ("approval by an admin")."""
+    return say(_JOIN_WORDS[mode]).plain
+
+
+def access_words(access: GroupAccess) -> str:
+    """How a group's access reads in a reply ("needs approval")."""
+    return say(_ACCESS_WORDS[access]).plain
 
 
 def user(word: str) -> UserID:
@@ -58,5 +70,5 @@ def number(word: str, what: str) -> int:
     """`<#id>`: the short number the bot showed, with or without `#`."""
     digits = word.strip().removeprefix("#")
     if not (digits.isascii() and digits.isdecimal()) or len(digits) > 18:
-        raise Invalid("{!r} is not a {} number like #12.", word, what)
+        raise Invalid("{!r} is not a {} number like #12.", word, say(what).plain)
     return int(digits)

@@ -53,9 +53,10 @@ def audit_reply(name: str, entries: list[AuditEntry]) -> Text:
 @command(
     "log",
     "[--limit N]",
-    f"the audit log of admin actions, newest first ({LOG_DEFAULT_LIMIT} entries unless "
-    f"--limit says up to {LOG_MAX_LIMIT})",
+    "the audit log of admin actions, newest first ({default} entries unless --limit says up "
+    "to {most})",
     Need.ADMIN,
+    values={"default": LOG_DEFAULT_LIMIT, "most": LOG_MAX_LIMIT},
     flags={"limit": str},
     max_args=0,
 )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from .. import language
 from ..core.notices import Text, lines, say
 from ..features.events import Events, span
 from ..features.schedule import community_zone
+from ..language import N_
 from ..rules.when import parse_when
 from . import args
 from .framework import Need, Request, command
@@ -23,9 +25,13 @@ from .framework import Need, Request, command
 async def create(req: Request) -> Text:
     tz = community_zone(req.service, req.space)
     now = datetime.now(UTC)
-    start = parse_when(" ".join(req.args[1:]), now=now, tz=tz, language="en")
+    start = parse_when(" ".join(req.args[1:]), now=now, tz=tz, language=language.current())
     end_word = req.flags.get("end")
-    end = None if end_word is None else parse_when(end_word, now=now, tz=tz, language="en")
+    end = (
+        None
+        if end_word is None
+        else parse_when(end_word, now=now, tz=tz, language=language.current())
+    )
     made = await Events(req.service).create(
         req.space,
         req.sender,
@@ -64,7 +70,7 @@ async def listed(req: Request) -> Text:
     max_args=1,
 )
 async def cancel(req: Request) -> Text:
-    ref = args.number(req.args[0], "event")
+    ref = args.number(req.args[0], N_("event"))
     told = await Events(req.service).cancel(req.space, req.sender, ref, req.origin)
     return say("Cancelled event #{}; told {} members going or maybe.", ref, told)
 
@@ -78,6 +84,6 @@ async def cancel(req: Request) -> Text:
     max_args=2,
 )
 async def rsvp(req: Request) -> Text:
-    ref = args.number(req.args[0], "event")
+    ref = args.number(req.args[0], N_("event"))
     found = await Events(req.service).answer(req.space, req.sender, ref, req.args[1])
     return say("Your answer to <b>{}</b> ({}): {}.", found.title, span(found), req.args[1].lower())

@@ -6,7 +6,7 @@ the rest: it reads the command from the message (mention pills become MXIDs), sp
 shell (double quotes group words; an apostrophe is just an apostrophe), picks the community (and,
 for commands that act on one group, the group: `--group`, or the group room it was typed in),
 checks the sender's role, runs the handler and answers with an `m.notice` threaded to the
-command.
+command, in the language of the community it is for.
 A `UserError` becomes a one-line reply (with the usage line when the syntax was wrong);
 anything else is logged with a reference number, and only that number reaches the room.
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 from mautrix.types import EventID, RoomID, UserID
 
+from .. import language
 from ..core.hooks import RawEvent, on_event, on_interrupted
 from ..core.notices import Text, lines, notice, say, txn_key, verbatim
 from ..core.operations import UNFINISHED, Origin
@@ -29,16 +30,11 @@ from ..core.service import Service
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Conflict, Forbidden, Invalid, NotFound, UserError, isolated
+from ..language import N_
 from ..matrix.errors import brief, is_transient
 from ..rules.messages import body_text
 from ..rules.model import CommunityState, Permission
-from .parse import (
-    command_text,
-    leading_flags,
-    split_flags,
-    text_arguments,
-    tokenize,
-)
+from .parse import command_text, leading_flags, split_flags, text_arguments, tokenize
 
 log = logging.getLogger("communities.commands")
 
@@ -55,10 +51,10 @@ class Need(enum.IntEnum):
 
 
 REFUSALS = {
-    Need.MEMBER: "Only members of this community can do that.",
-    Need.GROUP_ADMIN: "Only admins of this community or of this group can do that.",
-    Need.ADMIN: "Only admins of this community can do that.",
-    Need.OWNER: "Only the owner of this community can do that.",
+    Need.MEMBER: N_("Only members of this community can do that."),
+    Need.GROUP_ADMIN: N_("Only admins of this community or of this group can do that."),
+    Need.ADMIN: N_("Only admins of this community can do that."),
+    Need.OWNER: N_("Only the owner of this community can do that."),
 }
 # The longest command name, in words; longer names are tried first.
 MAX_COMMAND_WORDS = 3
@@ -134,6 +130,7 @@ class Spec:
     community: bool = True
     group: bool = False  # acts on one group of the community: --group, or the room it is in
     text: bool = False  # ends with free text: flags only before it, the text kept verbatim
+    values: Mapping[str, object] = field(default_factory=dict)  # the summary's {names}
 
     @property
     def usage_line(self) -> str:
@@ -155,6 +152,7 @@ def command(
     community: bool = True,
     group: bool = False,
     text: bool = False,
+    values: Mapping[str, object] | None = None,
 ) -> Callable[[Handler], Handler]:
     if len(name.split()) > MAX_COMMAND_WORDS:
         raise ValueError(f"command names have at most {MAX_COMMAND_WORDS} words: {name!r}")
@@ -164,7 +162,7 @@ def command(
     def register(handler: Handler) -> Handler:
         REGISTRY[name] = Spec(
             name, usage, summary, need, handler, dict(flags or {}), min_args, max_args,
-            community, group, text,
+            community, group, text, dict(values or {}),
         )  # fmt: skip
         return handler
 
@@ -177,11 +175,9 @@ def find_spec(tokens: list[str]) -> tuple[Spec, list[str]]:
         name = " ".join(t.lower() for t in tokens[:words])
         if name in REGISTRY:
             return REGISTRY[name], tokens[words:]
-    raise NotFound(
-        f"Unknown command {' '.join(tokens[:2])!r}. Send `help` for the list."
-        if tokens
-        else "Send `help` for the list of commands."
-    )
+    if tokens:
+        raise NotFound("Unknown command {!r}. Send `help` for the list.", " ".join(tokens[:2]))
+    raise NotFound("Send `help` for the list of commands.")
 
 
 # --- dispatching ---------------------------------------------------------------------------
@@ -296,6 +292,8 @@ class Dispatcher:
             community = await self._community(incoming, spec, flags.pop("community", None))
             if community.state == CommunityState.DEACTIVATED and spec.name != "info":
                 raise Conflict("{} is deactivated: only info answers for it.", community.name)
+        if community is not None:  # the reply is in the language of the community it is for
+            language.use(community.language)
         if spec.group and community is not None:
             group = await self._group(incoming, community, flags.pop("group", None))
         await self._check_need(spec, incoming.sender, community, group)
@@ -403,9 +401,10 @@ class Dispatcher:
 
 def refusal(error: UserError, prefix: str) -> Text:
     """A `UserError` as the one-line reply (and the usage line, when the syntax was wrong)."""
-    reply = say("⚠️ {}", error.message)
     if error.args_:
-        reply = say("⚠️ " + error.template, *error.args_)
+        reply = say(error.template, *error.args_, before="⚠️ ")
+    else:
+        reply = say("⚠️ {}", error.message)
     if error.usage:
         reply = lines(reply, say("Usage: <code>{} {}</code>", prefix, error.usage))
     return reply

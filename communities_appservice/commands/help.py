@@ -1,10 +1,12 @@
 """help: the commands, or one command's usage.
 
-A summary names limits by their value on this server: `{max_admins}` and `{max_groups}` in
-a summary are filled in from the config when help is shown."""
+A summary, in the language spoken, names limits by their value on this server: `{max_admins}`
+and `{max_groups}` in a summary are filled in from the config when help is shown, and the
+command's own `values` fill its other `{names}`."""
 
 from __future__ import annotations
 
+from .. import language
 from ..config import Config
 from ..core.notices import Text, lines, say
 from ..errors import Invalid
@@ -16,7 +18,7 @@ def summary(spec: Spec, config: Config) -> str:
         "max_admins": config.communities.max_admins,
         "max_groups": config.communities.max_groups,
     }
-    return spec.summary.format_map(limits)
+    return language.translate(spec.summary).format_map({**limits, **spec.values})
 
 
 @command(

@@ -6,10 +6,11 @@ import time
 
 from ..core.notices import Text, page, say
 from ..features.joining import Joining
+from ..language import N_
 from ..rules.limits import check_text
 from ..rules.model import Role
 from . import args
-from .args import JOIN_WORDS
+from .args import join_words
 from .framework import Need, Request, command
 
 
@@ -64,7 +65,7 @@ async def approve(req: Request) -> Text:
 )
 async def deny(req: Request) -> Text:
     user, reason = args.user(req.args[0]), " ".join(req.args[1:])
-    reason = check_text(reason, "reason", 500)
+    reason = check_text(reason, N_("reason"), 500)
     room = await Joining(req.service).deny(
         req.space, req.sender, user, req.flags.get("group"), reason
     )
@@ -83,7 +84,7 @@ async def deny(req: Request) -> Text:
 async def join_mode(req: Request) -> Text:
     mode = args.join_mode(req.args[0])
     await Joining(req.service).set_join_mode(req.space, req.sender, mode)
-    return say("<b>{}</b> is now {}.", req.space.name, JOIN_WORDS[mode])
+    return say("<b>{}</b> is now {}.", req.space.name, join_words(mode))
 
 
 @command("invite", "<user>", "invite someone to the community", Need.ADMIN, min_args=1, max_args=1)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ..core.notices import Text, lines, say
-from ..features.moderation import Moderation, Outcome
+from ..features.moderation import OUTCOMES, Moderation, Outcome
+from ..rules.moderation import Action
 from . import args
 from .framework import Need, Request, command
 
 
-def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Text:
-    reply = say("{} {} in {} room(s) of <b>{}</b>.", verb, user, outcome.done, req.space.name)
+def _acted(action: Action, user: str, outcome: Outcome, req: Request) -> Text:
+    reply = say(OUTCOMES[action], user, outcome.done, req.space.name)
     if not outcome.failed:
         return reply
     if outcome.refused:
@@ -28,7 +29,7 @@ def _acted(verb: str, user: str, outcome: Outcome, req: Request) -> Text:
 async def remove(req: Request) -> Text:
     user, reason = args.user(req.args[0]), " ".join(req.args[1:])
     outcome = await Moderation(req.service).remove(req.space, req.sender, user, reason, req.origin)
-    return _acted("Removed", user, outcome, req)
+    return _acted(Action.REMOVE, user, outcome, req)
 
 
 @command(
@@ -41,7 +42,7 @@ async def remove(req: Request) -> Text:
 async def ban(req: Request) -> Text:
     user, reason = args.user(req.args[0]), " ".join(req.args[1:])
     outcome = await Moderation(req.service).ban(req.space, req.sender, user, reason, req.origin)
-    return _acted("Banned", user, outcome, req)
+    return _acted(Action.BAN, user, outcome, req)
 
 
 @command(
@@ -55,7 +56,7 @@ async def ban(req: Request) -> Text:
 async def unban(req: Request) -> Text:
     user = args.user(req.args[0])
     outcome = await Moderation(req.service).unban(req.space, req.sender, user, req.origin)
-    return _acted("Unbanned", user, outcome, req)
+    return _acted(Action.UNBAN, user, outcome, req)
 
 
 @command(

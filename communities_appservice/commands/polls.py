@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.notices import Text, lines, say
 from ..features.polls import Polls, check_options, shown
+from ..language import N_
 from ..rules.model import Role
 from . import args
 from .framework import Need, Request, command
@@ -51,7 +52,7 @@ async def poll(req: Request) -> Text:
 )
 async def results(req: Request) -> Text:
     polls = Polls(req.service)
-    found = await polls.find(req.space, args.number(req.args[0], "poll"))
+    found = await polls.find(req.space, args.number(req.args[0], N_("poll")))
     return shown(found, await polls.results(found))
 
 
@@ -65,7 +66,7 @@ async def results(req: Request) -> Text:
 )
 async def end(req: Request) -> Text:
     ended, tally = await Polls(req.service).end(
-        req.space, req.sender, args.number(req.args[0], "poll"), req.origin
+        req.space, req.sender, args.number(req.args[0], N_("poll")), req.origin
     )
     ended.state = "ended"
     return lines(say("Poll #{} has ended.", ended.id), shown(ended, tally))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from .. import language
 from ..core.notices import Text, lines, say
 from ..errors import Forbidden
-from ..features.schedule import Schedule, community_zone, every_of, listed
+from ..features.schedule import Schedule, community_zone, every_of, listed, repeated
+from ..language import N_
 from ..rules.when import show, split_when
 from . import args
 from .framework import REFUSALS, Need, Request, command
 
 FLAGS: dict[str, type] = {"every": str, "groups": str}
-REPEATS = {"day": "every day", "week": "every week", "month": "every month"}
 
 
 @command(
@@ -26,7 +27,7 @@ REPEATS = {"day": "every day", "week": "every week", "month": "every month"}
 )
 async def schedule(req: Request) -> Text:
     tz = community_zone(req.service, req.space)
-    when, used = split_when(req.args, now=datetime.now(UTC), tz=tz, language="en")
+    when, used = split_when(req.args, now=datetime.now(UTC), tz=tz, language=language.current())
     more, text = req.text_after(used, FLAGS)
     flags = {**req.flags, **more}
     every = every_of(flags.get("every"))
@@ -36,7 +37,7 @@ async def schedule(req: Request) -> Text:
     if every is None:
         return say("Scheduled post #{} for {}.", done.job_id, show(when, tz))
     return say(
-        "Scheduled post #{} for {}, then {}.", done.job_id, show(when, tz), REPEATS[every.value]
+        "Scheduled post #{} for {}, then {}.", done.job_id, show(when, tz), repeated(every.value)
     )
 
 
@@ -53,7 +54,7 @@ async def scheduled(req: Request) -> Text:
 
 @command("unschedule", "<#id>", "cancel a scheduled post", Need.ADMIN, min_args=1, max_args=1)
 async def unschedule(req: Request) -> Text:
-    job_id = args.number(req.args[0], "scheduled post")
+    job_id = args.number(req.args[0], N_("scheduled post"))
     await Schedule(req.service).cancel(req.space, req.sender, job_id)
     return say("Cancelled scheduled post #{}.", job_id)
 

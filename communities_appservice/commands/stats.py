@@ -26,9 +26,10 @@ def check_days(value: object) -> int:
 @command(
     "stats",
     "[--days N]",
-    f"members, joins and leaves, messages per group, reactions, votes and readers of "
-    f"announcements (default: the last {DEFAULT_DAYS} days, at most {MAX_DAYS})",
+    "members, joins and leaves, messages per group, reactions, votes and readers of "
+    "announcements (default: the last {default} days, at most {most})",
     Need.ADMIN,
+    values={"default": DEFAULT_DAYS, "most": MAX_DAYS},
     flags={"days": str},
     max_args=0,
 )

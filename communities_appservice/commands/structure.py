@@ -9,7 +9,7 @@ from ..features.structure import Structure
 from ..matrix.gateway import matrix_to
 from ..rules.model import AdminRole, CommunityState, GroupAccess, JoinMode, Role
 from . import args
-from .args import ACCESS_WORDS, JOIN_WORDS
+from .args import access_words, join_words
 from .framework import Need, Request, command
 
 
@@ -33,8 +33,8 @@ async def create(req: Request) -> Text:
         "to the space and to the admins room; once you join the space, the bot invites you "
         "to the announcement room and to every group.",
         community.name,
-        JOIN_WORDS[mode],
-        len(groups) or "no",
+        join_words(mode),
+        len(groups),
     )
 
 
@@ -63,7 +63,7 @@ async def info(req: Request) -> Text:
             "Members: {}",
             c.name,
             c.description or "(no description)",
-            JOIN_WORDS[JoinMode(c.join_mode)],
+            join_words(JoinMode(c.join_mode)),
             len(view.groups),
             req.service.config.communities.max_groups,
             groups,
@@ -101,7 +101,7 @@ async def group_create(req: Request) -> Text:
     group = await Structure(req.service).groups.create(
         req.space, req.sender, req.rest(), req.flags.get("topic", ""), access, req.origin
     )
-    return say("Created group <b>{}</b> ({}).", group.name, ACCESS_WORDS[access])
+    return say("Created group <b>{}</b> ({}).", group.name, access_words(access))
 
 
 @command(
@@ -141,7 +141,7 @@ async def group_list(req: Request) -> Text:
     if not groups:
         return say("<b>{}</b> has no groups yet.", req.space.name)
     parts = [say("<b>{}</b> groups ({}):", req.space.name, len(groups))]
-    parts += [say("• {} — {}", g.name, ACCESS_WORDS[GroupAccess(g.access)]) for g in groups]
+    parts += [say("• {} — {}", g.name, access_words(GroupAccess(g.access))) for g in groups]
     return lines(*parts)
 
 

@@ -17,6 +17,7 @@ from functools import partial
 
 from mautrix.types import EventID, RoomID, UserID
 
+from .. import language
 from ..db import now_ms
 from ..errors import isolated
 from ..matrix.crypto import BotCrypto, CannotDecrypt, KeysMissing
@@ -52,7 +53,15 @@ class Events:
         )
 
     async def handle(self, event: RawEvent) -> None:
-        """One event from the inbox (claimed: it runs once)."""
+        """One event from the inbox (claimed: it runs once), in its community's language."""
+        with language.speaking(await self._language(event)):
+            await self._handle(event)
+
+    async def _language(self, event: RawEvent) -> str:
+        room_id, sender = str(event.get("room_id", "")), str(event.get("sender", ""))
+        return await self.svc.language_in(room_id, sender)
+
+    async def _handle(self, event: RawEvent) -> None:
         if "state_key" in event:
             if self.on_state is not None:
                 self.on_state(event)
@@ -68,13 +77,19 @@ class Events:
                 await self._run(event, first)
                 return
             event = decrypted
-        await self.handle_readable(event, first)
+        await self._readable(event, first)
 
     async def handle_readable(
         self, event: RawEvent, first: list[tuple[str, Callable[[], Awaitable[None]]]] | None = None
     ) -> None:
         """An event as its listeners see it (decrypted); also a parked one whose keys came.
         `first`: the arrival listeners of the event as it came (before decryption)."""
+        with language.speaking(await self._language(event)):
+            await self._readable(event, first)
+
+    async def _readable(
+        self, event: RawEvent, first: list[tuple[str, Callable[[], Awaitable[None]]]] | None
+    ) -> None:
         calls: list[tuple[str, Callable[[], Awaitable[None]]]] = list(first or [])
         if event.get("type") == "m.room.member" and "state_key" in event:
             calls += await self._membership(event)
@@ -150,7 +165,10 @@ class Events:
 
     async def interrupted_readable(self, event: RawEvent) -> None:
         for listener in HOOKS.interrupted.get(str(event.get("type")), []):
-            with isolated(log, "listener %s failed on %s", listener, event.get("event_id")):
+            with (
+                language.speaking(await self._language(event)),
+                isolated(log, "listener %s failed on %s", listener, event.get("event_id")),
+            ):
                 await listener(self.svc, event)
 
     async def _membership(self, event: RawEvent) -> list[tuple[str, Callable[[], Awaitable[None]]]]:

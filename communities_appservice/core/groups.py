@@ -17,6 +17,7 @@ from mautrix.types import RoomID, UserID
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Conflict, Forbidden
+from ..language import N_
 from ..matrix.errors import MatrixError
 from ..rules.blueprints import child_state, new_power, room_request
 from ..rules.joins import (
@@ -70,8 +71,8 @@ class Groups:
     ) -> CommunityRoom:
         """A new group; `suggestion`: the member's suggestion it comes from, if any."""
         svc = self.svc
-        name = check_name(name, "group name")
-        topic = check_text(topic, "topic")
+        name = check_name(name, N_("group name"))
+        topic = check_text(topic, N_("topic"))
         await check_group_room(svc, community.space_id)
         params = GroupCreate(name, topic, access, suggestion)
         run = await svc.ops.run(params, sender, origin, community.space_id)

@@ -1,10 +1,16 @@
 """The one door for what the bot says: every user-facing string, every message it sends.
 
 `say(template, *args)` is the function every user-facing string passes through: the template
-is looked up in the message catalogue (today the identity; a translation later is a matter of
-catalogues, not edits), and every argument is HTML-escaped in the rich body. `notice()` alone
-builds the content of an `m.notice`, and it always sets `m.mentions`: empty, unless the bot
-means to mention someone.
+is looked up in the catalogue of the language being spoken (`language.speaking`), and every
+argument is HTML-escaped in the rich body; `say_n` picks the plural form for a count. A
+number given with the `{:,}` spec is written the locale's way ("1 234" in French). In a
+right-to-left language each argument is a bidirectional isolate (a Latin name keeps its
+order inside Hebrew), and `notice()` starts the message with a right-to-left mark, which is
+what sets the direction in Element (it shows a body with `dir="auto"` and drops `dir`
+attributes), besides `<div dir="rtl">` for the clients that honour it.
+
+`notice()` alone builds the content of an `m.notice`, and it always sets `m.mentions`: empty,
+unless the bot means to mention someone.
 
 A template may use a few HTML tags (<b>, <i>, <code>, <br>, <ul>, <li>, <a href="{}">);
 the plain body is the template without them.
@@ -12,7 +18,6 @@ the plain body is the template without them.
 
 from __future__ import annotations
 
-import gettext
 import hashlib
 import html
 import re
@@ -21,7 +26,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from babel.numbers import format_decimal
 from mautrix.types import EventID, RoomID, UserID
+
+from .. import language
 
 if TYPE_CHECKING:
     from .service import Service
@@ -30,9 +38,7 @@ if TYPE_CHECKING:
 # hold the plain body and, in an encrypted room, the base64 ciphertext of both.
 MAX_REPLY_HTML = 24_000
 PAGE_SIZE = 50
-
-# The message catalogue. No translation is shipped yet, so every template stands for itself.
-CATALOGUE: gettext.NullTranslations = gettext.NullTranslations()
+RLM, FSI, PDI = "\u200f", "\u2068", "\u2069"
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,15 @@ def _plain_template(template: str) -> str:
     return re.sub(r"<[^>]+>", "", text)
 
 
-class _Escaping(string.Formatter):
-    """Formats each slot as usual (`{!r}`, `{:,}`), then escapes what it produced: inside a
-    tag (an attribute value, as in `<a href="{}">`) quotes too, elsewhere `<`, `>`, `&`."""
+class _Rendering(string.Formatter):
+    """Formats each slot as usual (`{!r}`, `{:02}`; `{:,}` the locale's way); for the HTML
+    body, escapes what it produced: inside a tag (an attribute value, as in `<a href="{}">`)
+    quotes too, elsewhere `<`, `>`, `&`."""
 
-    def render(self, template: str, args: tuple[object, ...]) -> str:
+    def render(self, template: str, args: tuple[object, ...], rich: bool) -> str:
         out: list[str] = []
         auto = 0
+        isolate = language.right_to_left()
         for literal, field, spec, conversion in self.parse(template):
             out.append(literal)
             if field is None:
@@ -64,24 +72,42 @@ class _Escaping(string.Formatter):
                 value, auto = args[auto], auto + 1
             else:
                 value = self.get_field(field, args, {})[0]
-            text = self.format_field(self.convert_field(value, conversion), spec or "")
+            value = self.convert_field(value, conversion)
+            if spec == "," and isinstance(value, int | float):
+                text = format_decimal(value, locale=language.locale())
+            else:
+                text = self.format_field(value, spec or "")
+            if not rich:
+                out.append(FSI + text + PDI if isolate and text else text)
+                continue
             so_far = "".join(out)
             in_tag = so_far.rfind("<") > so_far.rfind(">")
-            out.append(html.escape(text, quote=in_tag).replace("\n", "<br>"))
+            text = html.escape(text, quote=in_tag).replace("\n", "<br>")
+            out.append(FSI + text + PDI if isolate and text and not in_tag else text)
         return "".join(out)
 
 
-_ESCAPING = _Escaping()
+_RENDERING = _Rendering()
 
 
-def say(template: str, *args: object) -> Text:
+def _render(template: str, args: tuple[object, ...]) -> Text:
+    """`template` (already in the reader's language) with its slots filled."""
+    rich = _RENDERING.render(template, args, rich=True)
+    plain = _RENDERING.render(_plain_template(template), args, rich=False)
+    return Text(plain=plain.strip(), html=rich)
+
+
+def say(template: str, *args: object, before: str = "") -> Text:
     """A user-facing text from a template with `{}` slots; every argument is escaped.
 
-    An argument's own line breaks become `<br>` in the HTML body."""
-    template = CATALOGUE.gettext(template)
-    rich = _ESCAPING.render(template, args)
-    plain = _plain_template(template).format(*args)
-    return Text(plain=plain.strip(), html=rich)
+    An argument's own line breaks become `<br>` in the HTML body. `before` goes in front of
+    the translated template (a sign such as "⚠️ ")."""
+    return _render(before + language.translate(template), args)
+
+
+def say_n(singular: str, plural: str, n: int, *args: object) -> Text:
+    """`say` with the template of the plural form for `n` (the language's own rules)."""
+    return _render(language.translate_n(singular, plural, n), args)
 
 
 def verbatim(text: str) -> Text:
@@ -112,11 +138,14 @@ def notice(
     """The content of an `m.notice` saying `text`: a reply (threaded when the command was in
     a thread) when `reply_to` is given; `m.mentions` names exactly `mentions`."""
     users = sorted(set(mentions))
+    plain, rich = text.plain, text.html
+    if language.right_to_left():
+        plain, rich = RLM + plain, f'<div dir="rtl">{RLM}{rich}</div>'
     content: dict[str, Any] = {
         "msgtype": "m.notice",
-        "body": text.plain,
+        "body": plain,
         "format": "org.matrix.custom.html",
-        "formatted_body": text.html,
+        "formatted_body": rich,
         "m.mentions": {"user_ids": users} if users else {},
     }
     relates: dict[str, Any] = {}

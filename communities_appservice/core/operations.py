@@ -35,6 +35,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from mautrix.types import EventID, RoomID, UserID
 
+from .. import language
 from ..db import Tables, now_ms
 from ..db.operation import Operation
 from ..errors import Conflict, Pending, Undone, UserError
@@ -218,7 +219,9 @@ class Operations:
                     op = await self.db.operations.get(op_id)
                     if op is None or op.state not in UNFINISHED:
                         break
-                    await self._attempt(op, resumed=True)
+                    spoken = await self.context.language_of(op.space_id) if op.space_id else ""
+                    with language.speaking(spoken):
+                        await self._attempt(op, resumed=True)
                 except AlreadyOver:
                     break
                 except Exception as e:

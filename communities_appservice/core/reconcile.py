@@ -29,12 +29,15 @@ from typing import Any
 
 from mautrix.types import RoomID, UserID
 
+from .. import language
 from ..db import now_ms
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import isolated
+from ..language import N_
 from ..matrix.errors import MatrixError, is_transient
 from ..rules.drift import (
+    Fix,
     admins_room_drift,
     desired_join_rule,
     join_rule_drifts,
@@ -149,6 +152,10 @@ class Reconciler:
 
     async def community(self, community: Community, only: str | None = None) -> Findings:
         """Check (and repair) the rooms of one community; `only` limits it to one room."""
+        with language.speaking(community.language):
+            return await self._community(community, only)
+
+    async def _community(self, community: Community, only: str | None) -> Findings:
         svc, space_id = self.svc, community.space_id
         if await svc.ops.busy(space_id):
             log.debug("%s has an unfinished operation; not reconciling now", space_id)
@@ -169,7 +176,13 @@ class Reconciler:
             count = len(await svc.db.admins.roles(space_id))
             excess = admin_excess(count, svc.config.communities.max_admins)
             if excess:
-                findings.problems[ADMIN_EXCESS] = f"This community has {excess}."
+                findings.problems[ADMIN_EXCESS] = say(
+                    "This community has {} admins but the limit is now {}: nobody can be "
+                    "promoted until {} are dismissed (nobody was dismissed automatically).",
+                    count,
+                    svc.config.communities.max_admins,
+                    excess,
+                ).plain
         await self._report(fresh, findings, rooms=None if only is None else {only})
         return findings
 
@@ -305,35 +318,35 @@ class Reconciler:
         def content(event_type: str, key: str = "") -> dict[str, Any]:
             return dict((state.get((event_type, key)) or {}).get("content") or {})
 
-        fixes: list[tuple[str, dict[str, Any], str, str]] = []  # type, content, key, what
+        fixes: list[Fix] = []
         marker = marker_content(space_id, Role(room.role))
         if content(MARKER_EVENT) != marker:
-            fixes.append((MARKER_EVENT, marker, "", "the community marker"))
+            fixes.append((MARKER_EVENT, marker, "", (N_("the community marker"),)))
         join_rule = desired_join_rule(
             Role(room.role), JoinMode(community.join_mode), GroupAccess(room.access), space_id
         )
         if join_rule_drifts(content("m.room.join_rules"), join_rule):
             fixes.append(
-                ("m.room.join_rules", join_rule, "", f"join rule {join_rule['join_rule']}")
+                ("m.room.join_rules", join_rule, "", (N_("join rule {}"), join_rule["join_rule"]))
             )
         if (
             room.role != Role.SPACE
             and svc.config.encryption.enabled
             and not content("m.room.encryption")
         ):
-            fixes.append(("m.room.encryption", {"algorithm": MEGOLM}, "", "encryption"))
+            fixes.append(("m.room.encryption", {"algorithm": MEGOLM}, "", (N_("encryption"),)))
         if room.role in (Role.ANNOUNCEMENTS, Role.GROUP) and not content(
             "m.space.parent", space_id
         ).get("via"):
             fixes.append(
-                ("m.space.parent", parent_content(svc.server_name), space_id, "its parent")
+                ("m.space.parent", parent_content(svc.server_name), space_id, (N_("its parent"),))
             )
         if room.role == Role.SPACE:
             links = [(r.room_id, Role(r.role), r.position, r.name) for r in rooms]
             fixes.extend(link_fixes(svc.server_name, links, state))
         for event_type, body, key, what in fixes:
             await svc.gw.send_state(room.room_id, event_type, body, key)
-            await self._repaired(room, findings, what)
+            await self._repaired(room, findings, say(*what).plain)
 
     async def _admins_members(
         self,

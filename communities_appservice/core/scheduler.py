@@ -24,6 +24,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from .. import language
 from ..db import now_ms
 from ..db.schedule import Job
 from ..errors import isolated
@@ -125,7 +126,8 @@ class Scheduler:
             await svc.db.schedule.advance(job, None)
             return
         late = now - job.due_at > LATE_AFTER_MS
-        params = await runner(svc, job, late)
+        with language.speaking(await svc.language_of(job.space_id)):
+            params = await runner(svc, job, late)
         following = next_due(job, now)
         async with svc.db.transaction():
             if not await svc.db.schedule.advance(job, following):

@@ -44,6 +44,8 @@ class Service:
         self.ops = Operations(tables, gateway, self.tasks, naming)
         self.ops.context = self
         self.scheduler = Scheduler(self)
+        self._space_of: dict[str, RoomID] = {}  # room → its community (rooms never move)
+        self._languages: dict[str, str] = {}  # community → its language ('' = default)
 
     # --- who may do what -----------------------------------------------------------------
 
@@ -65,6 +67,33 @@ class Service:
         return await self.db.members.is_member(space_id, user_id) or await self.is_admin(
             space_id, user_id
         )
+
+    # --- the language spoken ------------------------------------------------------------
+
+    async def language_of(self, space_id: str) -> str:
+        """A community's language ('' when it follows the operator's default)."""
+        if space_id not in self._languages:
+            community = await self.db.communities.get(RoomID(space_id))
+            self._languages[space_id] = community.language if community else ""
+        return self._languages[space_id]
+
+    async def language_in(self, room_id: str, sender: str = "") -> str:
+        """The language for what happens in `room_id`: its community's; in a room of no
+        community (a DM), that of the sender's community (the first, if several)."""
+        space = self._space_of.get(room_id)
+        if space is None and (room := await self.db.rooms.get(RoomID(room_id))) is not None:
+            space = self._space_of[room_id] = room.space_id
+        if space is not None:
+            return await self.language_of(space)
+        if sender and sender != self.bot:
+            mine = await self.communities_of(UserID(sender), admin=False)
+            if mine:
+                return mine[0].language
+        return ""
+
+    async def set_language(self, space_id: RoomID, code: str) -> None:
+        await self.db.communities.set_language(space_id, code)
+        self._languages[space_id] = code
 
     # --- lookups ---------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ Record = Any
 
 _COLUMNS = (
     "space_id, name, description, join_mode, owner, state, room_version, created_at, timezone,"
-    " replies"
+    " replies, language"
 )
 
 
@@ -31,6 +31,7 @@ class Community:
     created_at: int
     timezone: str = ""  # IANA name; '' means the service's default (communities.timezone)
     replies: str = ""  # threads | off; '' means the default (communities.announcement_replies)
+    language: str = ""  # a code of language.LANGUAGES; '' means communities.default_language
 
     @classmethod
     def from_row(cls, row: Record) -> Community:
@@ -43,7 +44,8 @@ class CommunityTable:
 
     async def insert(self, c: Community) -> None:
         await self.db.execute(
-            f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            f"INSERT INTO community ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+            " $11)",
             c.space_id,
             c.name,
             c.description,
@@ -54,6 +56,7 @@ class CommunityTable:
             c.created_at or int(time.time() * 1000),
             c.timezone,
             c.replies,
+            c.language,
         )
 
     async def get(self, space_id: RoomID) -> Community | None:
@@ -104,6 +107,9 @@ class CommunityTable:
 
     async def set_replies(self, space_id: RoomID, mode: str) -> None:
         await self.db.execute("UPDATE community SET replies=$2 WHERE space_id=$1", space_id, mode)
+
+    async def set_language(self, space_id: RoomID, code: str) -> None:
+        await self.db.execute("UPDATE community SET language=$2 WHERE space_id=$1", space_id, code)
 
     async def set_state(self, space_id: RoomID, state: str) -> None:
         await self.db.execute("UPDATE community SET state=$2 WHERE space_id=$1", space_id, state)

@@ -39,6 +39,7 @@ from ..db import now_ms
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Invalid, NotFound
+from ..language import N_
 from ..matrix.errors import is_transient
 from ..rules.limits import MAX_LONG_TEXT, check_text
 from ..rules.messages import body_text
@@ -90,7 +91,7 @@ class Announcements:
     ) -> tuple[Outcome, list[CommunityRoom]]:
         """Post `text` (Markdown) in the sender's name to the announcement room and the
         groups named; as a reply to a media message, with that media."""
-        check_text(text, "announcement", MAX_LONG_TEXT)
+        check_text(text, N_("announcement"), MAX_LONG_TEXT)
         media = None
         if reply_to is not None:
             replied = (await read_replied(self.svc, here, reply_to)).get("content") or {}

@@ -35,12 +35,22 @@ from ..db.community import Community
 from ..db.event import CommunityEvent, EventState
 from ..db.schedule import Job, JobState
 from ..errors import Conflict, Invalid, NotFound
+from ..language import N_
 from ..rules import events as rules
 from ..rules.limits import check_name
 from ..rules.model import AuditAction, CommunityState, Role
 from ..rules.when import show, zone
 
 log = logging.getLogger("communities.events")
+# Why an event that is no longer upcoming refuses answers, and a second cancellation.
+_CLOSED = {
+    EventState.OVER: N_("Event #{} is over; it takes no more answers."),
+    EventState.CANCELLED: N_("Event #{} is cancelled; it takes no more answers."),
+}
+_ENDED = {
+    EventState.OVER: N_("Event #{} is over already."),
+    EventState.CANCELLED: N_("Event #{} is cancelled already."),
+}
 REMINDER, OVER, CARD = "event reminder", "event over", "event card"
 CARD_EVERY_MS = 5_000  # the card's counts are edited at most this often
 MAX_UPCOMING = 50
@@ -142,7 +152,7 @@ class Events:
     ) -> CommunityEvent:
         """Record the event and its jobs, then post its card (an operation)."""
         svc = self.svc
-        title = check_name(title, "title")
+        title = check_name(title, N_("title"))
         place = (place or "").strip()
         if len(place) > rules.MAX_PLACE:
             raise Invalid(
@@ -193,7 +203,7 @@ class Events:
         answer = rules.answer_of(word)
         found = await self.find(community, ref)
         if not found.upcoming:
-            raise Conflict("Event #{} is {}; it takes no more answers.", ref, found.state)
+            raise Conflict(_CLOSED[EventState(found.state)], ref)
         await self.svc.db.events.answer(found.id, user, answer, now_ms())
         await touch(self.svc, found)
         return found
@@ -204,7 +214,7 @@ class Events:
         """Cancel event `ref`: those going or maybe are told; how many."""
         found = await self.find(community, ref)
         if not found.upcoming:
-            raise Conflict("Event #{} is {} already.", ref, found.state)
+            raise Conflict(_ENDED[EventState(found.state)], ref)
         answers = await self.svc.db.events.answers(found.id)
         going = sorted(u for u, a in answers.items() if a in (rules.YES, rules.MAYBE))
         text = say("❌ <b>{}</b> ({}) is cancelled.", found.title, span(found))
@@ -251,10 +261,10 @@ async def _event_of(svc: Service, record: Job) -> CommunityEvent | None:
 async def _post_card(svc: Service, run: Run[PostCard]) -> str:
     e = await svc.db.events.get(run.params.event_id)
     if e is None:
-        return "The event is gone."
+        return say("The event is gone.").plain
     announcements = await svc.room_of_role(e.space_id, Role.ANNOUNCEMENTS)
     if announcements is None:
-        return "The community has no announcement room."
+        return say("The community has no announcement room.").plain
     room = announcements.room_id
 
     async def card() -> str:
@@ -308,7 +318,7 @@ async def _card_due(svc: Service, record: Job, late: bool) -> Params | None:
 async def _card_edit(svc: Service, run: Run[EditCard]) -> str:
     e = await svc.db.events.get(run.params.event_id)
     if e is None or not e.card_id:
-        return "The event has no card."
+        return say("The event has no card.").plain
     await run.step("edit", lambda: _edit_card(svc, e, run.params.key))
     return say("Updated the card of event #{}.", e.id).plain
 
@@ -355,7 +365,7 @@ async def _end(svc: Service, run: Run[EndEvent]) -> str:
     await run.step("state", lambda: svc.db.events.finish(p.event_id, state))
     e = await svc.db.events.get(p.event_id)
     if e is None:
-        return "The event is gone."
+        return say("The event is gone.").plain
     if p.cancelled:
 
         async def drop_jobs() -> int:

@@ -23,6 +23,7 @@ from ..db.ban import Ban
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Conflict
+from ..language import N_
 from ..matrix.errors import MatrixError, is_transient, patiently
 from ..rules.ids import check_user_id
 from ..rules.model import AuditAction
@@ -168,7 +169,16 @@ class Moderation:
 
 
 # How each action reads in a reason given to the homeserver, and in the operation's outcome.
-_VERBS = {Action.REMOVE: "Removed", Action.BAN: "Banned", Action.UNBAN: "Unbanned"}
+_REASONS = {
+    Action.REMOVE: N_("Removed from {}"),
+    Action.BAN: N_("Banned from {}"),
+    Action.UNBAN: N_("Unbanned from {}"),
+}
+OUTCOMES = {
+    Action.REMOVE: N_("Removed {} in {} room(s) of {}."),
+    Action.BAN: N_("Banned {} in {} room(s) of {}."),
+    Action.UNBAN: N_("Unbanned {} in {} room(s) of {}."),
+}
 # The memberships in which the action has nothing left to do.
 _DONE: dict[Action, tuple[str | None, ...]] = {
     Action.REMOVE: ("leave", "ban", None),
@@ -196,7 +206,7 @@ async def _moderate(svc: Service, run: Run[Moderate]) -> str:
     if action is Action.UNBAN:
         reason = say("Unbanned by {}", run.op.actor).plain
     else:
-        reason = why or say("{} from {}", _VERBS[action], name).plain
+        reason = why or say(_REASONS[action], name).plain
 
     async def one(room_id: RoomID) -> bool:
         async def act() -> bool:
@@ -244,7 +254,7 @@ async def _moderate(svc: Service, run: Run[Moderate]) -> str:
         "audit", lambda: svc.audit(space_id, run.op.actor, audited, user, detail, result)
     )
     await run.keep("outcome", [done, failed])
-    return say("{} {} in {} room(s) of {}.", _VERBS[action], user, done, name).plain
+    return say(OUTCOMES[action], user, done, name).plain
 
 
 async def _membership(

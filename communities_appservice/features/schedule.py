@@ -26,6 +26,7 @@ from ..db import now_ms
 from ..db.community import Community
 from ..db.schedule import Job, JobState
 from ..errors import Conflict, Invalid, NotFound
+from ..language import N_
 from ..rules.limits import MAX_LONG_TEXT, check_text
 from ..rules.model import AuditAction, CommunityState, Role
 from ..rules.when import Every, show, zone
@@ -71,7 +72,7 @@ class Schedule:
         """Schedule `text` (Markdown) for `when` (aware, in the community's zone)."""
         if not text.strip():
             raise Invalid("What should I post? Add the text after the time.")
-        check_text(text, "scheduled post", MAX_LONG_TEXT)
+        check_text(text, N_("scheduled post"), MAX_LONG_TEXT)
         await groups_named(self.svc, community, groups)  # the names are checked now
         if len(await self.svc.db.schedule.pending(community.space_id)) >= MAX_PENDING:
             raise Conflict(
@@ -123,16 +124,23 @@ class Schedule:
         return tz
 
 
+REPEATS = {"day": N_("every day"), "week": N_("every week"), "month": N_("every month")}
+
+
+def repeated(every: str) -> str:
+    """How often a series repeats, in words ("every week")."""
+    return say(REPEATS[every]).plain
+
+
 def listed(job: Job) -> Text:
     """One line of `scheduled`: id, next time, repeat, first words."""
     tz = zone(job.zone)
     due = datetime.fromtimestamp(job.due_at / 1000, UTC).astimezone(tz)
     words = str(job.params.get("text", "")).split()
     first = " ".join(words[:8]) + (" …" if len(words) > 8 else "")
-    repeat = {"day": "every day", "week": "every week", "month": "every month"}.get(job.every)
     parts = [say("#{}", job.id), say("{}", show(due, tz))]
-    if repeat:
-        parts.append(say("{}", repeat))
+    if job.every in REPEATS:
+        parts.append(say("{}", repeated(job.every)))
     if job.params.get("groups"):
         parts.append(say("also to groups: {}", job.params["groups"]))
     parts.append(say("{}", first))

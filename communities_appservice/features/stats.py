@@ -12,15 +12,19 @@ that post and every earlier one they had not reached yet.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from babel.dates import format_date
 from mautrix.types import RoomID
 
+from .. import language
 from ..core import charts
 from ..core.hooks import on_accept
+from ..core.notices import say
 from ..core.service import Service
 from ..db import now_ms
 from ..db.community import Community
@@ -147,7 +151,9 @@ async def report(svc: Service, space: Community, days: int) -> Report:
         leaves=space_counts[Kind.LEAVE],
         active=await svc.db.stats.active_members(space.space_id, first),
         rsvps=await svc.db.stats.rsvps(space.space_id, since_ts),
-        announcements=line(announcements.room_id if announcements else "", "announcements"),
+        announcements=line(
+            announcements.room_id if announcements else "", say("announcements").plain
+        ),
         groups=groups,
         posts=await svc.db.stats.posts(space.space_id, since_ts, RECENT_POSTS),
         daily=daily,
@@ -161,10 +167,11 @@ def chart(r: Report, title: str) -> bytes:
     days = list(range(r.first_day, r.first_day + r.days))
     busiest = sorted(r.daily, key=lambda name: -sum(r.daily[name].values()))[:8]
     series = {name: [r.daily[name].get(d, 0) for d in days] for name in busiest}
-    return charts.stacked_bars(title, [_day_label(d) for d in days], series, "messages")
+    labels = [_day_label(d) for d in days]
+    return charts.stacked_bars(title, labels, series, say("messages").plain)
 
 
 def _day_label(day: int) -> str:
-    import datetime
-
-    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).strftime("%d %b")
+    """A UTC day as "05 Dec", in the language spoken."""
+    shown = datetime.date(1970, 1, 1) + datetime.timedelta(days=day)
+    return format_date(shown, "dd MMM", locale=language.locale())

@@ -33,6 +33,7 @@ from ..db import now_ms
 from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..errors import Forbidden
+from ..language import N_
 from ..rules.blueprints import child_state, new_power, room_request, state_event
 from ..rules.joins import join_rule_content, marker_content, space_join_rule
 from ..rules.limits import check_group_names, check_name, check_text
@@ -101,7 +102,7 @@ class Structure:
         if svc.permission(sender) < Permission.CREATOR:
             raise Forbidden("You are not allowed to create communities on this server.")
         name = check_name(name)
-        description = check_text(description, "description")
+        description = check_text(description, N_("description"))
         group_names = check_group_names(groups, svc.config.communities.max_groups)
         params = Create(sender, name, description, join_mode, group_names)
         run = await svc.ops.run(params, sender, origin)
@@ -132,7 +133,7 @@ class Structure:
 
     async def describe(self, community: Community, sender: UserID, text: str) -> None:
         svc = self.svc
-        text = check_text(text, "description")
+        text = check_text(text, N_("description"))
         await svc.gw.send_state(community.space_id, "m.room.topic", {"topic": text})
         await svc.db.communities.set_description(community.space_id, text)
         await svc.audit(community.space_id, sender, AuditAction.DESCRIBE, community.space_id)

@@ -16,6 +16,7 @@ from ..db.community import Community
 from ..db.room import CommunityRoom
 from ..db.suggestion import Suggestion
 from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..language import N_
 from ..matrix.errors import MatrixError
 from ..rules.ids import is_room_alias, is_room_id
 from ..rules.limits import MAX_NAME, check_name
@@ -36,7 +37,7 @@ class Suggestions:
                 raise Conflict("That room already belongs to a community.")
             name = await self._room_name(room_id) or ref
         else:
-            name = check_name(ref, "group name")
+            name = check_name(ref, N_("group name"))
         db = self.svc.db.suggestions
         suggestion_id = await db.add(community.space_id, sender, name, room_id, now_ms())
         suggestion = await db.get(community.space_id, suggestion_id)

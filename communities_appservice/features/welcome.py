@@ -14,6 +14,7 @@ from ..core.pins import pin
 from ..core.service import Service
 from ..db import now_ms
 from ..db.community import Community
+from ..language import N_
 from ..rules.limits import MAX_LONG_TEXT, check_text
 from ..rules.membership import Change
 from ..rules.model import AuditAction, Role
@@ -37,7 +38,7 @@ class Welcome:
 
     async def set_rules(self, community: Community, sender: UserID, text: str) -> None:
         svc = self.svc
-        text = check_text(text, "rules", MAX_LONG_TEXT)
+        text = check_text(text, N_("rules"), MAX_LONG_TEXT)
         ann = await svc.room_of_role(community.space_id, Role.ANNOUNCEMENTS)
         assert ann is not None
         old = await svc.db.texts.get(community.space_id, RULES)
@@ -48,7 +49,7 @@ class Welcome:
         await svc.audit(community.space_id, sender, AuditAction.RULES_SET, ann.room_id)
 
     async def set_welcome(self, community: Community, sender: UserID, text: str) -> None:
-        text = check_text(text, "welcome text", MAX_LONG_TEXT)
+        text = check_text(text, N_("welcome text"), MAX_LONG_TEXT)
         await self.svc.db.texts.put(community.space_id, WELCOME, text)
         await self.svc.audit(community.space_id, sender, AuditAction.WELCOME_SET)
 

@@ -7,11 +7,13 @@ from typing import Any
 
 from mautrix.types import RoomID, UserID
 
+from ..language import N_
 from .joins import group_join_rule, join_rule_content, space_join_rule, space_link
 from .model import GroupAccess, JoinMode, Role
 
 # A state event to send to repair drift: type, content, state key, and what it repairs.
-Fix = tuple[str, dict[str, Any], str, str]
+# (event type, content, state key, what it repairs: a template for `say` and its arguments)
+Fix = tuple[str, dict[str, Any], str, tuple[str, ...]]
 
 
 def power_drift(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
@@ -103,12 +105,12 @@ def link_fixes(
         if event_type == "m.space.child" and (event.get("content") or {}).get("via")
     }
     fixes: list[Fix] = [
-        ("m.space.child", body, room_id, f"the link to {name}")
+        ("m.space.child", body, room_id, (N_("the link to {}"), name))
         for room_id, (body, name) in wanted.items()
         if room_id not in linked
     ]
     fixes += [
-        ("m.space.child", {}, room_id, f"a link to {room_id}, which is not a group")
+        ("m.space.child", {}, room_id, (N_("a link to {}, which is not a group"), room_id))
         for room_id in sorted(linked - set(wanted))
     ]
     return fixes

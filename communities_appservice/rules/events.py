@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import icalendar
+from babel.units import format_unit
 
+from .. import language
 from ..errors import Invalid
-from .when import parse_duration
+from .durations import parse_duration
 
 YES, MAYBE, NO = "yes", "maybe", "no"
 ANSWERS = (YES, MAYBE, NO)
@@ -71,12 +73,12 @@ def check_span(start: datetime, end: datetime | None, now: datetime) -> datetime
 
 
 def offset_words(seconds: int) -> str:
-    """How far before the start a reminder goes, in words: "1 hour", "2 days", "30 minutes"."""
+    """How far before the start a reminder goes, in words of the language spoken: "1 hour",
+    "2 days", "30 minutes" ("2 jours", "יומיים", "2天")."""
     for unit, size in (("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
-            n = seconds // size
-            return f"{n} {unit}{'' if n == 1 else 's'}"
-    return f"{seconds} seconds"
+            return format_unit(seconds // size, f"duration-{unit}", locale=language.locale())
+    return format_unit(seconds, "duration-second", locale=language.locale())
 
 
 def ics(

@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping
 
 from mautrix.types import UserID
 
+from .. import language
 from ..errors import Conflict, Forbidden, Invalid, LimitReached
+from ..language import N_
 from .model import AdminRole
 
 MAX_NAME = 100
@@ -25,7 +27,9 @@ LOG_DEFAULT_LIMIT = 20
 LOG_MAX_LIMIT = 200
 
 
-def check_name(name: str, what: str = "name") -> str:
+def check_name(name: str, what: str = N_("name")) -> str:
+    """A one-line name; `what` (marked with `N_`) says which, in the refusal."""
+    what = language.translate(what)
     name = name.strip()
     if not name:
         raise Invalid("The {} must not be empty.", what)
@@ -37,6 +41,7 @@ def check_name(name: str, what: str = "name") -> str:
 
 
 def check_text(text: str, what: str, limit: int = MAX_DESCRIPTION) -> str:
+    what = language.translate(what)
     text = text.strip()
     if len(text) > limit:
         raise Invalid("The {} is {} characters long; the limit is {:,}.", what, len(text), limit)
@@ -61,14 +66,10 @@ def check_can_add_admin(current: Iterable[str], user: str, max_admins: int) -> N
         )
 
 
-def admin_excess(count: int, max_admins: int) -> str | None:
-    """What to tell the admins when the config's limit fell below their number."""
-    if count <= max_admins:
-        return None
-    return (
-        f"{count} admins but the limit is now {max_admins}: nobody can be promoted until "
-        f"{count - max_admins} are dismissed (nobody was dismissed automatically)"
-    )
+def admin_excess(count: int, max_admins: int) -> int:
+    """How many admins over the limit there are, when the config's limit fell below their
+    number (0 when it did not)."""
+    return max(0, count - max_admins)
 
 
 def check_can_remove_admin(roles: Mapping[UserID, AdminRole], user: UserID) -> None:
@@ -119,7 +120,7 @@ def check_log_limit(value: str | None) -> int:
 
 def check_group_names(names: Iterable[str], max_groups: int) -> list[str]:
     """The `--groups` of `create`: valid names, no name twice, within the limit."""
-    checked = [check_name(n, "group name") for n in names]
+    checked = [check_name(n, N_("group name")) for n in names]
     seen: set[str] = set()
     for name in checked:
         if name.lower() in seen:

@@ -108,6 +108,7 @@ class AuditAction(enum.StrEnum):
     SCHEDULE = "schedule"
     UNSCHEDULE = "unschedule"
     TIMEZONE = "timezone"
+    LANGUAGE = "language"
     REPLIES = "replies"
     REPLY_REMOVED = "reply removed"
     DEACTIVATE = "deactivate"

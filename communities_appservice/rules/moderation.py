@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from mautrix.types import RoomID, UserID
 
 from ..errors import Forbidden
+from ..language import N_
 from .limits import check_text
 from .model import AdminRole
 
@@ -26,7 +27,17 @@ REMOVABLE_MEMBERSHIPS = frozenset({"join", "invite", "knock"})
 # is tried all the same, and named in the answer if the action fails there.
 UNKNOWN = "unknown"
 MAX_REASON = 500
-_DONE = {"remove": "removed", "ban": "banned"}
+# Why someone cannot be removed (or banned): the bot itself, the owner.
+_REFUSALS = {
+    "remove": (
+        N_("The bot cannot be removed."),
+        N_("{} is the owner of this community and cannot be removed."),
+    ),
+    "ban": (
+        N_("The bot cannot be banned."),
+        N_("{} is the owner of this community and cannot be banned."),
+    ),
+}
 
 
 def check_can_moderate(
@@ -37,19 +48,19 @@ def check_can_moderate(
     An admin is dismissed first (`admin remove`), so that one admin cannot throw out another
     in a single step; the owner, whom nobody may dismiss, is never removed or banned.
     """
-    done = _DONE.get(action, action)
+    the_bot, the_owner = _REFUSALS[action]
     if user == bot:
-        raise Forbidden("The bot cannot be {}.", done)
+        raise Forbidden(the_bot)
     role = roles.get(user)
     if role is AdminRole.OWNER:
-        raise Forbidden("{} is the owner of this community and cannot be {}.", user, done)
+        raise Forbidden(the_owner, user)
     if role is AdminRole.ADMIN:
         raise Forbidden("{} is an admin; dismiss them with `admin remove {}` first.", user, user)
 
 
 def check_reason(reason: str) -> str | None:
     """A moderation reason as given (None when empty), at most `MAX_REASON` characters."""
-    reason = check_text(reason, "reason", MAX_REASON)
+    reason = check_text(reason, N_("reason"), MAX_REASON)
     return reason or None
 
 

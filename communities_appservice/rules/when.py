@@ -21,13 +21,26 @@ from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import dateparser
+from babel.dates import format_skeleton
 
+from .. import language
 from ..errors import Invalid
+from .durations import excerpt, parse_duration
 
 LANGUAGES = ("en", "fr", "he", "zh")
 MAX_WORDS = 6  # the most words `split_when` reads as the time
-MAX_DURATION = timedelta(days=366)
-EXAMPLES = '"tomorrow 09:00", "next monday 18:00", "in 2h" or "2026-12-05 18:00"'
+# Times people can type, in each language (a test reads every one).
+EXAMPLES = {
+    "en": ("tomorrow 09:00", "next monday 18:00", "in 2h", "2026-12-05 18:00"),
+    "fr": ("demain 9h", "lundi prochain 18h", "dans 2h", "2026-12-05 18:00"),
+    "he": ("מחר ב-9:00", "יום שני 18:00", "בעוד 2 שעות", "2026-12-05 18:00"),
+    "zh": ("明天上午9点", "下周一18:00", "2小时后", "2026-12-05 18:00"),
+}
+
+
+def examples() -> str:
+    """The example times of the language spoken, quoted, for an answer."""
+    return ", ".join(f'"{e}"' for e in EXAMPLES.get(language.current(), EXAMPLES["en"]))
 
 
 class Every(enum.StrEnum):
@@ -62,7 +75,7 @@ def zone(name: str) -> ZoneInfo:
     raise Invalid(
         '"{}" is not a time zone; give an IANA name of the form Area/City, such as Europe/Paris '
         "or UTC.",
-        _excerpt(name),
+        excerpt(name),
     )
 
 
@@ -82,14 +95,11 @@ def show(moment: datetime, tz: ZoneInfo) -> str:
     where = str(tz)
     if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
         where += ", " + _offset(local)
-    day = f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year}"
+    if language.current() == language.ENGLISH:
+        day = f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year}"
+    else:  # the locale's own order and names: "sam. 5 déc. 2026", "2026年12月5日周六"
+        day = format_skeleton("yMMMEd", local, locale=language.locale())
     return f"{day} {clock} ({where})"
-
-
-def _excerpt(text: str) -> str:
-    """`text` on one line and short enough to quote in a reply."""
-    line = " ".join(text.split())
-    return line if len(line) <= 60 else line[:59] + "…"
 
 
 # --- wall-clock arithmetic -----------------------------------------------------------------------
@@ -147,27 +157,6 @@ def next_occurrence(anchor: datetime, every: Every, after: datetime) -> datetime
     while not _later(_nth(anchor, every, n), after):
         n += 1
     return _nth(anchor, every, n)
-
-
-# --- durations -----------------------------------------------------------------------------------
-
-_DURATION = re.compile(r"(\d{1,12})\s*([smhdw])", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """ "30s", "10m", "1h", "1d", "1w": a positive whole number and a unit, at most 366 days."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match or int(match[1]) == 0:
-        raise Invalid(
-            '"{}" is not a duration; give a positive whole number and a unit: 30s, 10m, 1h, 1d '
-            "or 1w.",
-            _excerpt(text),
-        )
-    seconds = int(match[1]) * _UNIT_SECONDS[match[2].lower()]
-    if seconds > MAX_DURATION.total_seconds():
-        raise Invalid('"{}" is too long; the limit is {} days.', _excerpt(text), MAX_DURATION.days)
-    return timedelta(seconds=seconds)
 
 
 # --- reading what users type ---------------------------------------------------------------------
@@ -360,8 +349,8 @@ def _interpret(text: str, now: datetime, tz: ZoneInfo, lang: str) -> tuple[datet
         if text and _day(text, lang, local_now) is not None:
             raise Invalid(
                 '"{}" has no time of day; an announcement needs one, as in "{} 09:00".',
-                _excerpt(text),
-                _excerpt(text),
+                excerpt(text),
+                excerpt(text),
             )
         return None
     clock, rest, at_end = found
@@ -390,7 +379,7 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo, language: str) -> date
     natural language in `language` ("tomorrow 09:00", "demain 9h", "מחר ב-9:00", "明天上午9点")."""
     found = _interpret(text, now, tz, _language(language))
     if found is None:
-        raise Invalid('"{}" is not a time I can read; try {}.', _excerpt(text), EXAMPLES)
+        raise Invalid('"{}" is not a time I can read; try {}.', excerpt(text), examples())
     return _future(found[0], now, tz)
 
 
@@ -414,7 +403,7 @@ def split_when(
             if found[1]:
                 break
     if best is None:
-        raise error or Invalid("Start with the time of the announcement, such as {}.", EXAMPLES)
+        raise error or Invalid("Start with the time of the announcement, such as {}.", examples())
     moment, count = best
     while count > 1 and words[count - 1].casefold() in _FILLERS:
         try:

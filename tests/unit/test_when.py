@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from communities_appservice.errors import Invalid
+from communities_appservice.rules.durations import parse_duration
 from communities_appservice.rules.when import (
     Every,
     next_occurrence,
-    parse_duration,
     parse_when,
     show,
     split_when,

@@ -20,6 +20,7 @@ from . import (  # isort: skip
     v14_polls,
     v15_events,
     v16_stats,
+    v17_language,
 )
 
 __all__ = ["upgrade_table"]
