@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from mautrix.types import RoomID
-from nio import RoomKnockResponse
+from nio import JoinError, RoomKnockResponse
 
 from communities_appservice.dev.localhs import LocalSynapse, free_loopback_port
 
@@ -153,7 +153,7 @@ async def test_a_remote_member_joins_by_approval(
 async def test_a_remote_member_is_removed_and_banned_everywhere_and_leaves_groups(
     federated: tuple[Stack, LocalSynapse], remote_person: Person
 ) -> None:
-    home, _ = federated
+    home, remote = federated
     owner, rooms = await joined_community(home, "Strict")
     dm, space = rooms["dm"], rooms["space"]
     made = await owner.command(dm, "group create Chat")
@@ -196,5 +196,24 @@ async def test_a_remote_member_is_removed_and_banned_everywhere_and_leaves_group
     assert "in 4 room(s)" in said["body"], said  # the admins room too: a ban is everywhere
     for room in (*everywhere, rooms["admins"]):
         assert await home.membership(room, banned.user_id) == "ban"
+
+    _, operator = await remote.register_user(f"op-{secrets.token_hex(3)}", "pw-op", admin=True)
+
+    async def ban_reached_their_server() -> bool:  # the second server's view of the space
+        url = f"{remote.base_url}/_synapse/admin/v1/rooms/{space}/state"
+        headers = {"Authorization": f"Bearer {operator}"}
+        async with home.http.get(url, headers=headers) as response:
+            state = (await response.json()).get("state", [])
+        # Banned, or out of the room (its last member there gone): no longer joined, so a
+        # join now goes to the community's server, which refuses it.
+        return not any(
+            e["type"] == "m.room.member"
+            and e.get("state_key") == banned.user_id
+            and e["content"].get("membership") == "join"
+            for e in state
+        )
+
+    await eventually(ban_reached_their_server, "the ban to reach the second server")
     rejoined = await banned.client.join(space)
-    assert hasattr(rejoined, "status_code"), rejoined  # refused: banned
+    assert isinstance(rejoined, JoinError), rejoined  # refused: banned
+    assert await home.membership(space, banned.user_id) == "ban"
