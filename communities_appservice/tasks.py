@@ -62,6 +62,16 @@ class Tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def in_turn(run: Coroutine[Any, Any, T], call: Awaitable[object]) -> asyncio.Future[T]:
+    """`run`, which awaits `call` once its turn comes, as a task. However the task ends
+    (cancelled while `call` waited for its turn, or before its first step), `call` is closed
+    with it: a coroutine never started would otherwise be reported as never awaited."""
+    task = asyncio.ensure_future(run)
+    if inspect.iscoroutine(call):
+        task.add_done_callback(lambda _: call.close())  # a no-op once it has ended
+    return task
+
+
 async def bounded(calls: Iterable[Awaitable[T]], limit: int = CONCURRENCY) -> list[T]:
     """Await every call, at most `limit` at once; the results in order.
 
@@ -73,15 +83,11 @@ async def bounded(calls: Iterable[Awaitable[T]], limit: int = CONCURRENCY) -> li
         async with semaphore:
             return await call
 
-    pending = list(calls)
-    tasks = [asyncio.ensure_future(run(c)) for c in pending]
+    tasks = [in_turn(run(c), c) for c in calls]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for call in pending:  # calls whose turn never came
-            if inspect.iscoroutine(call) and inspect.getcoroutinestate(call) == "CORO_CREATED":
-                call.close()
         raise

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from mautrix.types import DeviceID, UserID
 from mautrix.util.async_db import Scheme
 
+from ..tasks import in_turn
+
 log = logging.getLogger("communities.crypto.batches")
 
 PARALLEL_REQUESTS = 4
@@ -55,7 +57,7 @@ async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
                 log.warning("a homeserver request took over %d s: given up", REQUEST_TIMEOUT)
                 raise
 
-    return await _every(one(c) for c in calls)
+    return await _every(in_turn(one(c), c) for c in calls)
 
 
 async def in_parts(parts: Iterable[Awaitable[None]]) -> None:
@@ -70,7 +72,7 @@ async def in_parts(parts: Iterable[Awaitable[None]]) -> None:
             async with gate:
                 await part
 
-        await _every(one(p) for p in parts)
+        await _every(in_turn(one(p), p) for p in parts)
     finally:
         _REQUESTS.reset(token)
 

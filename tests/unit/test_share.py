@@ -4,6 +4,7 @@ signature checks."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from typing import Any
 
@@ -25,6 +26,7 @@ from mautrix.types import (
 )
 from olm.account import Account
 
+from communities_appservice import tasks
 from communities_appservice.matrix import batches
 from communities_appservice.matrix.batches import bounded, chunks, in_parts, split_messages
 from communities_appservice.matrix.devices import checked_device, signed_by
@@ -100,6 +102,42 @@ async def test_the_first_failure_is_raised_after_every_call_ended(run: Any) -> N
         await run(call(n) for n in range(6))
     assert sorted(ended) == list(range(6))
     assert batches._REQUESTS.get() is None  # a failed job leaves no shared limit behind
+
+
+@pytest.mark.parametrize(
+    "run", [bounded, in_parts, tasks.bounded], ids=["calls", "parts", "bulk calls"]
+)
+async def test_a_job_cancelled_twice_leaves_no_call_unstarted_and_unclosed(run: Any) -> None:
+    """Cancelled while its first calls are still winding down, and cancelled again: every
+    call whose turn never came is closed (else Python reports it as never awaited)."""
+    winding_down, release = asyncio.Event(), asyncio.Event()
+    started = 0
+
+    async def call(n: int) -> int:
+        nonlocal started
+        started += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            winding_down.set()
+            await release.wait()
+            raise
+        return n
+
+    calls = [call(n) for n in range(12)]
+    job = asyncio.ensure_future(run(iter(calls)))
+    while started == 0:
+        await asyncio.sleep(0)
+    job.cancel()
+    await winding_down.wait()
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    release.set()
+    async with asyncio.timeout(10):  # a guard: the calls close as soon as they wind down
+        while any(inspect.getcoroutinestate(c) != inspect.CORO_CLOSED for c in calls):
+            await asyncio.sleep(0)
+    assert 0 < started < len(calls)
 
 
 async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.MonkeyPatch) -> None:
