@@ -72,6 +72,11 @@ def in_turn(run: Coroutine[Any, Any, T], call: Awaitable[object]) -> asyncio.Fut
     return task
 
 
+def soon(work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """`work` as a task of its own, for its caller to await (or cancel): closed with it."""
+    return in_turn(work, work)
+
+
 async def bounded(calls: Iterable[Awaitable[T]], limit: int = CONCURRENCY) -> list[T]:
     """Await every call, at most `limit` at once; the results in order.
 

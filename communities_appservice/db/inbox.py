@@ -105,12 +105,13 @@ class InboxTable:
         rows = await self.db.fetch("SELECT seq, room_id, event, retrying FROM inbox ORDER BY seq")
         return [_item(r) for r in rows]
 
-    async def of_room(self, room_id: str, limit: int) -> list[InboxItem]:
-        """The room's oldest rows, at most `limit`."""
+    async def of_room(self, room_id: str, limit: int, after: int = 0) -> list[InboxItem]:
+        """The room's oldest rows after row `after`, at most `limit`."""
         rows = await self.db.fetch(
-            "SELECT seq, room_id, event, retrying FROM inbox WHERE room_id=$1"
-            " ORDER BY seq LIMIT $2",
+            "SELECT seq, room_id, event, retrying FROM inbox WHERE room_id=$1 AND seq>$2"
+            " ORDER BY seq LIMIT $3",
             room_id,
+            after,
             limit,
         )
         return [_item(r) for r in rows]

@@ -2,9 +2,12 @@
 
 The HTTP server hands every transaction to `Router.accept`, which writes its events to the
 inbox before the homeserver gets its 200. A worker per room then handles them in arrival
-order; rooms proceed in parallel. Before an event's side effects run, its id is claimed in the
-database, so the same event delivered again (in a new transaction, or after a restart) does
-nothing. One event that fails is logged with a reference number and never blocks the rest.
+order; rooms proceed in parallel. Within a room, membership events of different users are
+handled side by side, up to `LANES` at a time (`lanes.py`): a user's changes keep their
+order, and any other event waits for those before it and holds back those after it. Before
+an event's side effects run, its id is claimed in the database, so the same event delivered
+again (in a new transaction, or after a restart) does nothing. One event that fails is
+logged with a reference number and never blocks the rest.
 
 An event still in the inbox at start-up whose id is already claimed was being handled when
 the previous run died: it is not run again (its side effects may be half done), but handed
@@ -14,6 +17,7 @@ to `interrupted`, which tells the person who sent it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -25,6 +29,7 @@ from ..db.inbox import InboxItem
 from ..errors import isolated
 from ..tasks import Tasks
 from .errors import brief, is_transient
+from .lanes import Lanes, member_of
 
 log = logging.getLogger("communities.router")
 T = TypeVar("T")
@@ -33,9 +38,11 @@ RETRYING: ContextVar[bool] = ContextVar("communities_retrying", default=False)
 RETRY_FIRST = 1.0  # seconds before the first retry of an event that failed transiently
 RETRY_MAX = 60.0
 RETRY_FOR = 3600.0  # an event still failing after an hour is logged and given up
-# Rooms whose events are handled at the same time; the others wait their turn (in order).
+# Events handled at the same time, in all rooms; the others wait their turn (in order).
 ROOM_WORKERS = 64
 PAGE = 100  # inbox rows a room's worker reads at once
+# Membership events of different users in one room handled at the same time.
+LANES = 8
 KEEP_DELIVERIES_DAYS = 30
 DAY_MS = 24 * 3600 * 1000
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -61,6 +68,7 @@ class Router:
         self._resumed_upto = 0  # inbox rows up to this seq were left by a previous run
         self._more: set[str] = set()  # rooms whose worker must look at the inbox again
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._arrived: dict[str, asyncio.Event] = {}  # set when a busy room has new rows
         self._idle = asyncio.Event()
         self._idle.set()
         self._slots = asyncio.Semaphore(ROOM_WORKERS)
@@ -121,35 +129,57 @@ class Router:
         for room_id in room_ids:
             if room_id in self._workers:
                 self._more.add(room_id)
+                self._arrived[room_id].set()
                 continue
             self._idle.clear()
+            self._arrived[room_id] = asyncio.Event()
             worker = self.tasks.spawn(f"events of {room_id}", self._drain(room_id))
             if worker is not None:  # else stopping: the rows stay in the inbox for next time
                 self._workers[room_id] = worker
+            else:
+                del self._arrived[room_id]
         if not self._workers:
             self._idle.set()
 
     async def _drain(self, room_id: str) -> None:
-        """The room's rows in order, a page at a time, until the inbox has none left (a
-        handled row is deleted, so each page starts with the oldest row still there)."""
+        """The room's rows in order, a page at a time, until the inbox has none left. A
+        handled row is deleted; rows still in flight in a lane are not read again (`after`)."""
+        lanes = Lanes(LANES)
+        arrived = self._arrived[room_id]
+        after = 0
         try:
             while True:
                 self._more.discard(room_id)
                 page = await self._durably(
-                    "reading the inbox", lambda: self.db.inbox.of_room(room_id, PAGE)
+                    "reading the inbox",
+                    functools.partial(self.db.inbox.of_room, room_id, PAGE, after),
                 )
                 if not page:
                     if room_id in self._more:
                         continue  # rows arrived while the page was read
-                    return
+                    if not lanes:
+                        return
+                    arrived.clear()
+                    await lanes.one_or(arrived)
+                    continue
                 for item in page:
-                    async with self._slots:  # at most ROOM_WORKERS rooms at a time
-                        await self._handle(item)
+                    after = item.seq
+                    user = member_of(item.event)
+                    if user is not None:
+                        await lanes.start(user, self._in_slot(item))
+                    else:
+                        await lanes.settle()
+                        await self._in_slot(item)
         finally:
+            await lanes.cancel()
             self._more.discard(room_id)
-            del self._workers[room_id]
+            del self._workers[room_id], self._arrived[room_id]
             if not self._workers:
                 self._idle.set()
+
+    async def _in_slot(self, item: InboxItem) -> None:
+        async with self._slots:  # at most ROOM_WORKERS events at a time
+            await self._handle(item)
 
     async def _handle(self, item: InboxItem) -> None:
         event_id = str(item.event.get("event_id"))

@@ -28,8 +28,8 @@ async def test_a_backlog_is_read_a_page_at_a_time_in_each_rooms_order(
     pages: list[int] = []
     of_room = tables.inbox.of_room
 
-    async def reading(room_id: str, limit: int) -> list[Any]:
-        page = await of_room(room_id, limit)
+    async def reading(room_id: str, limit: int, after: int = 0) -> list[Any]:
+        page = await of_room(room_id, limit, after)
         pages.append(len(page))
         return page
 
@@ -88,3 +88,63 @@ async def test_a_failing_count_is_undone_and_the_transaction_is_still_stored(
     assert await tables.inbox.seen("t1", content_digest(events))
     assert await tables.db.fetchval("SELECT COUNT(*) FROM stat_key") == 0  # undone
     assert await tables.inbox.accept("t1", events, 1, content_digest(events)) == []
+
+
+def member(room: str, user: str, n: int, membership: str = "join") -> dict[str, Any]:
+    return {
+        "type": "m.room.member",
+        "room_id": room,
+        "event_id": f"${room}-{n}",
+        "state_key": user,
+        "content": {"membership": membership},
+    }
+
+
+async def test_joins_of_different_users_in_one_room_are_handled_together(tables: Tables) -> None:
+    """A burst of joins to a space: the first join's listeners are still running (waiting
+    for the fourth) when the next three are handled; the room's order holds otherwise."""
+    events = [member("!s", f"@u{n}:x", n) for n in range(4)]
+    await tables.inbox.accept("t0", events, 1)
+    started: list[str] = []
+    fourth = asyncio.Event()
+
+    async def handle(event: dict[str, Any]) -> None:
+        started.append(event["event_id"])
+        if event["event_id"] == "$!s-3":
+            fourth.set()
+        if event["event_id"] == "$!s-0":
+            await fourth.wait()  # would never end were the joins handled one at a time
+
+    router = Router(tables, handle)
+    await router.resume()
+    async with asyncio.timeout(10):  # a guard only
+        await router.wait_idle()
+    await router.stop()
+    assert sorted(started) == [f"$!s-{n}" for n in range(4)]
+    assert await tables.inbox.pending() == []
+
+
+async def test_an_event_after_joins_waits_for_them_and_holds_back_the_next(
+    tables: Tables,
+) -> None:
+    events = [member("!s", "@a:x", 0), member("!s", "@b:x", 1), message("!s", 2)]
+    events += [member("!s", "@c:x", 3), member("!s", "@d:x", 4)]
+    await tables.inbox.accept("t0", events, 1)
+    steps: list[tuple[str, int]] = []
+
+    async def handle(event: dict[str, Any]) -> None:
+        n = int(event["event_id"].rsplit("-", 1)[1])
+        steps.append(("start", n))
+        await asyncio.sleep(0)  # others may start meanwhile
+        steps.append(("end", n))
+
+    router = Router(tables, handle)
+    await router.resume()
+    await router.wait_idle()
+    await router.stop()
+    message_at = steps.index(("start", 2))
+    assert {("end", 0), ("end", 1)} <= set(steps[:message_at])
+    assert steps[message_at + 1] == ("end", 2)
+    assert {step for step in steps[message_at + 2 :]} == {
+        (s, n) for s in ("start", "end") for n in (3, 4)
+    }
