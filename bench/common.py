@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from megolm_share import write_config  # type: ignore[import-not-found]  # bench/ is on sys.path
 
 from communities_appservice.config import Config, generate_registration
@@ -39,3 +41,24 @@ def in_workdir(
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def service_process(
+    config: Config, config_path: Path, log: Path
+) -> asyncio.subprocess.Process:
+    """The service as a process of its own (its log in `log`), once it answers `ready`."""
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "communities_appservice", "-c", str(config_path),
+        stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    ready = f"http://127.0.0.1:{config.appservice.port}/_matrix/mau/ready"
+    async with aiohttp.ClientSession() as http:
+        while service.returncode is None:
+            try:
+                async with http.get(ready) as response:
+                    if response.status == 200:
+                        return service
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"the service exited ({service.returncode}): see {log}")

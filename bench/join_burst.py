@@ -8,7 +8,11 @@ Then the same users join the space of a plain mautrix `Client`, which follows it
 invites, by a client that does nothing else. Printed: median, p95 and max for both and the
 ratio of the p95s (goals: bot p95 under 2 s, at most 1.15× the client's). Only 127.0.0.1.
 
-    python bench/join_burst.py [--users 1000] [--rate 20] [--keep DIR]
+With `--breakdown` it also prints where each join's time went in the bot (wrappers in this
+process only): to the service, the inbox write, the wait for the room's worker, the look
+at the membership, the invite request.
+
+    python bench/join_burst.py [--users 1000] [--rate 20] [--keep DIR] [--breakdown]
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from mautrix.types import EventType, RoomID, UserID
 from communities_appservice.app import App
 from communities_appservice.dev.localhs import LocalSynapse
 from communities_appservice.features.structure import Structure
+from communities_appservice.matrix.gateway import MatrixGateway
+from communities_appservice.matrix.router import Router
 from communities_appservice.rules.model import JoinMode, Role
 from communities_appservice.tasks import bounded
 
@@ -75,6 +81,64 @@ def summary(name: str, values: list[float]) -> tuple[float, str]:
     return p95, line
 
 
+class Breakdown:
+    """Wrappers on the router and the gateway: when each joiner's join reached the service,
+    was stored, began to be handled, and when its invite was asked for and answered."""
+
+    SPANS = (
+        ("to the service", "sent", "received"),
+        ("inbox write", "received", "stored"),
+        ("wait for the worker", "stored", "handled"),
+        ("look", "handled", "inviting"),
+        ("invite request", "inviting", "invited"),
+    )
+
+    def __init__(self) -> None:
+        self.marks: dict[str, dict[str, float]] = {}
+        accept, handle, invite = Router.accept, Router._handle, MatrixGateway.invite
+        marks = self.marks
+
+        def joiner(event: dict[str, Any]) -> dict[str, float] | None:
+            content = event.get("content") or {}
+            if event.get("type") != "m.room.member" or content.get("membership") != "join":
+                return None
+            return marks.setdefault(str(event.get("state_key")), {})
+
+        async def accepting(router: Router, txn_id: str, events: Any, *args: Any) -> None:
+            now = time.time()
+            for event in events:
+                if (mark := joiner(event)) is not None:
+                    mark.setdefault("sent", event["origin_server_ts"] / 1000)
+                    mark.setdefault("received", now)
+            await accept(router, txn_id, events, *args)
+            for event in events:
+                if (mark := joiner(event)) is not None:
+                    mark.setdefault("stored", time.time())
+
+        async def handling(router: Router, item: Any) -> None:
+            if (mark := joiner(item.event)) is not None:
+                mark.setdefault("handled", time.time())
+            await handle(router, item)
+
+        async def inviting(gateway: MatrixGateway, room: RoomID, user: UserID, **kw: Any) -> None:
+            mark = marks.setdefault(str(user), {})
+            mark.setdefault("inviting", time.time())
+            await invite(gateway, room, user, **kw)
+            mark.setdefault("invited", time.time())
+
+        Router.accept = accepting  # type: ignore[method-assign]
+        Router._handle = handling  # type: ignore[method-assign]
+        MatrixGateway.invite = inviting  # type: ignore[method-assign,assignment]
+
+    def print(self, users: list[str]) -> None:
+        rows = [self.marks[u] for u in users if len(self.marks.get(u, {})) == 6]
+        print(f"where the bot's time went ({len(rows)} joins; seconds, median and p95)")
+        for label, start, end in self.SPANS:
+            spans = sorted(row[end] - row[start] for row in rows)
+            p95 = spans[max(0, int(len(spans) * 0.95) - 1)]
+            print(f"  {label:<22} {statistics.median(spans):>7.3f} {p95:>7.3f}")
+
+
 class PlainInviter:
     """A plain client following its space by /sync, inviting every joiner to its room."""
 
@@ -111,7 +175,7 @@ async def register(synapse: LocalSynapse, http: aiohttp.ClientSession, n: int) -
     return await bounded((one(i) for i in range(n)), 8)
 
 
-async def run(n: int, rate: float, workdir: Path) -> None:
+async def run(n: int, rate: float, workdir: Path, breakdown: Breakdown | None) -> None:
     synapse, config, _ = local_synapse(workdir)
     await synapse.start()
     app = App(config)
@@ -183,6 +247,8 @@ async def run(n: int, rate: float, workdir: Path) -> None:
         print(line)
         print(f"bot p95 / client p95: {bot_p95 / plain_p95:.2f} (goal ≤ 1.15); bot p95 < 2 s: "
               f"{'met' if bot_p95 < 2 else 'NOT met'}")  # fmt: skip
+        if breakdown is not None:
+            breakdown.print(users)
     finally:
         await http.close()
         await app.stop()
@@ -202,8 +268,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=20.0, help="joins a second")
     parser.add_argument("--keep", type=Path, help="keep the work directory here")
+    parser.add_argument("--breakdown", action="store_true", help="where the bot's time went")
     args = parser.parse_args()
-    in_workdir(args.keep, "join-burst-bench-", lambda workdir: run(args.users, args.rate, workdir))
+    breakdown = Breakdown() if args.breakdown else None
+    in_workdir(
+        args.keep,
+        "join-burst-bench-",
+        lambda workdir: run(args.users, args.rate, workdir, breakdown),
+    )
 
 
 if __name__ == "__main__":

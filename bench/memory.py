@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
-import aiohttp
-from common import in_workdir, local_synapse  # type: ignore[import-not-found]  # bench/
+from common import in_workdir, local_synapse, service_process  # type: ignore[import-not-found]  # bench/
 
 from communities_appservice.db import Tables, create_database
 
@@ -102,21 +100,8 @@ async def run(communities: int, members: int, workdir: Path) -> None:
     print(f"recorded {communities:,} communities, {communities * members:,} members"
           f" in {time.perf_counter() - began:.1f} s")  # fmt: skip
     await synapse.start()
-    service = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "communities_appservice", "-c", str(config_path),
-        stdout=asyncio.subprocess.DEVNULL, stderr=(workdir / "service.log").open("wb"),
-    )  # fmt: skip
-    ready = f"http://127.0.0.1:{config.appservice.port}/_matrix/mau/ready"
+    service = await service_process(config, config_path, workdir / "service.log")
     try:
-        async with aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(ready) as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
         rss, peak = memory_mb(service.pid)
         print(f"{'ready':<28} RSS {rss:7.1f} MB   peak {peak:7.1f} MB")
         began = time.perf_counter()

@@ -20,12 +20,11 @@ import asyncio
 import random
 import secrets
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
-from common import in_workdir, local_synapse  # type: ignore[import-not-found]  # bench/
+from common import in_workdir, local_synapse, service_process  # type: ignore[import-not-found]  # bench/
 from mautrix.client import Client
 from mautrix.types import PaginationDirection, RoomID, UserID
 from memory import memory_mb  # type: ignore[import-not-found]
@@ -58,6 +57,14 @@ class Soak:
         self.errors.append(f"no reply to {text!r}")
         return ""
 
+    async def joined(self, client: Client, room: RoomID, user: str, timeout: float = 60) -> None:
+        """Wait until `user` is in `room`."""
+        deadline = time.monotonic() + timeout
+        while UserID(user) not in await client.get_joined_members(room):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{user} did not join {room}")
+            await asyncio.sleep(0.2)
+
     async def admin(self, owner: Client, dm: RoomID, until: float) -> None:
         while time.monotonic() < until:
             text = random.choice(COMMANDS)
@@ -87,25 +94,13 @@ async def run(minutes: float, workdir: Path) -> None:
     synapse, config, config_path = local_synapse(workdir)
     await synapse.start()
     log = workdir / "service.log"
-    service = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "communities_appservice", "-c", str(config_path),
-        stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb"),
-    )  # fmt: skip
+    service = await service_process(config, config_path, log)
     http = aiohttp.ClientSession()
     soak = Soak(synapse.base_url, config.bot_mxid, http)
     try:
-        ready = f"http://127.0.0.1:{config.appservice.port}/_matrix/mau/ready"
-        while True:
-            try:
-                async with http.get(ready) as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
         owner = soak.client(*await synapse.register_user("soak-owner", "pw"))
         dm = await owner.create_room(invitees=[UserID(config.bot_mxid)], is_direct=True)
-        await asyncio.sleep(2)  # the bot joins the DM
+        await soak.joined(owner, dm, config.bot_mxid)
         created = await soak.command(owner, dm, 'create "Soak" --join open --groups A,B,C', 120)
         assert "Created community" in created, created
         space, groups = _rooms(workdir / "communities.db")
