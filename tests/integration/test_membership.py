@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .harness import FailingProxy, Stack, eventually
+import asyncio
+
+from .harness import FailingProxy, Stack, User, eventually
 from .test_groups_and_admins import joined_community
 
 
@@ -32,6 +34,31 @@ async def test_leaving_the_space_leaves_announcements_and_groups(stack: Stack) -
     assert await stack.membership(chess.room_id, member.user_id) == "join"
     assert await stack.membership(other["space"], member.user_id) == "join"
     assert not await stack.app.tables.members.is_member(space, member.user_id)
+
+
+async def test_a_burst_of_joins_and_leaves_ends_with_every_record_right(stack: Stack) -> None:
+    """Joins of different people are handled side by side; someone who joins and leaves at
+    once ends up out, in that order, whatever the others do meanwhile."""
+    _, rooms = await joined_community(stack, "Burst")
+    space, ann = rooms["space"], rooms["announcements"]
+    stayers = [await stack.user("stayer") for _ in range(8)]
+    leavers = [await stack.user("leaver") for _ in range(4)]
+
+    async def join_and_leave(leaver: User) -> None:
+        await leaver.join(space)
+        await leaver.client.leave_room(space)  # type: ignore[arg-type]
+
+    await asyncio.gather(*(s.join(space) for s in stayers), *map(join_and_leave, leavers))
+    for stayer in stayers:
+        await stack.wait_membership(ann, stayer.user_id, "invite")
+    await stack.idle()
+    assert stack.app is not None
+    members = stack.app.tables.members
+    for stayer in stayers:
+        assert await members.is_member(space, stayer.user_id)
+    for leaver in leavers:
+        assert not await members.is_member(space, leaver.user_id)
+        assert await stack.membership(ann, leaver.user_id) == "leave"  # invited, then not
 
 
 async def test_leaving_keeps_groups_when_configured(stack: Stack) -> None:
