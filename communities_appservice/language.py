@@ -52,7 +52,6 @@ _ALIASES = {
 
 log = logging.getLogger("communities.language")
 _current: ContextVar[str] = ContextVar("language", default="")
-_default = ENGLISH
 
 
 def code_of(text: str) -> str | None:
@@ -66,26 +65,16 @@ def code_of(text: str) -> str | None:
     return base if base in LANGUAGES and base != "zh" else None
 
 
-def set_default(code: str) -> None:
-    """The operator's default (`communities.default_language`), for whatever has no
-    community to follow."""
-    global _default
-    _default = code_of(code) or ENGLISH
-
-
-def default() -> str:
-    return _default
-
-
 def current() -> str:
-    """The language being spoken: the innermost `speaking`, else the default."""
-    return _current.get() or _default
+    """The language being spoken: the innermost `speaking`, else English."""
+    return _current.get() or ENGLISH
 
 
 @contextmanager
 def speaking(code: str | None) -> Iterator[None]:
-    """Everything rendered inside is in `code` (empty or None: the default)."""
-    token = _current.set(code_of(code or "") or _default)
+    """Everything rendered inside is in `code` (empty or None: English; the service passes
+    the community's, or the operator's default, `Service.language_in`)."""
+    token = _current.set(code_of(code or "") or ENGLISH)
     try:
         yield
     finally:
@@ -94,7 +83,7 @@ def speaking(code: str | None) -> Iterator[None]:
 
 def use(code: str | None) -> None:
     """From here on in this task, speak `code` (inside a `speaking`, which ends it)."""
-    _current.set(code_of(code or "") or _default)
+    _current.set(code_of(code or "") or ENGLISH)
 
 
 class Catalogue:

@@ -293,7 +293,7 @@ class Dispatcher:
             if community.state == CommunityState.DEACTIVATED and spec.name != "info":
                 raise Conflict("{} is deactivated: only info answers for it.", community.name)
         if community is not None:  # the reply is in the language of the community it is for
-            language.use(community.language)
+            language.use(self.svc.language_for(community))
         if spec.group and community is not None:
             group = await self._group(incoming, community, flags.pop("group", None))
         await self._check_need(spec, incoming.sender, community, group)

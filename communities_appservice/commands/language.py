@@ -21,7 +21,7 @@ CHOICES = ", ".join(f"{code} ({name})" for code, name in language.LANGUAGES.item
 async def language_(req: Request) -> Text:
     svc, community = req.service, req.space
     if not req.args:
-        code = community.language or language.default()
+        code = svc.language_for(community)
         return say(
             "I speak {} in <b>{}</b>. Admins can choose one of: {}.",
             language.LANGUAGES[code],

@@ -219,7 +219,11 @@ class Operations:
                     op = await self.db.operations.get(op_id)
                     if op is None or op.state not in UNFINISHED:
                         break
-                    spoken = await self.context.language_of(op.space_id) if op.space_id else ""
+                    spoken = ""  # the operator's language, or the operation's community's
+                    if (context := self.context) is not None:
+                        spoken = context.default_language
+                        if op.space_id:
+                            spoken = await context.language_of(op.space_id)
                     with language.speaking(spoken):
                         await self._attempt(op, resumed=True)
                 except AlreadyOver:

@@ -152,7 +152,7 @@ class Reconciler:
 
     async def community(self, community: Community, only: str | None = None) -> Findings:
         """Check (and repair) the rooms of one community; `only` limits it to one room."""
-        with language.speaking(community.language):
+        with language.speaking(self.svc.language_for(community)):
             return await self._community(community, only)
 
     async def _community(self, community: Community, only: str | None) -> Findings:

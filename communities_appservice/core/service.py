@@ -70,16 +70,25 @@ class Service:
 
     # --- the language spoken ------------------------------------------------------------
 
+    @property
+    def default_language(self) -> str:
+        """The operator's (`communities.default_language`), where no community has chosen."""
+        return self.config.communities.default_language
+
+    def language_for(self, community: Community) -> str:
+        return community.language or self.default_language
+
     async def language_of(self, space_id: str) -> str:
-        """A community's language ('' when it follows the operator's default)."""
+        """A community's language (the operator's default when it has not chosen one)."""
         if space_id not in self._languages:
             community = await self.db.communities.get(RoomID(space_id))
             self._languages[space_id] = community.language if community else ""
-        return self._languages[space_id]
+        return self._languages[space_id] or self.default_language
 
     async def language_in(self, room_id: str, sender: str = "") -> str:
         """The language for what happens in `room_id`: its community's; in a room of no
-        community (a DM), that of the sender's community (the first, if several)."""
+        community (a DM), that of the sender's community (the first, if several); else the
+        operator's default."""
         space = self._space_of.get(room_id)
         if space is None and (room := await self.db.rooms.get(RoomID(room_id))) is not None:
             space = self._space_of[room_id] = room.space_id
@@ -88,8 +97,8 @@ class Service:
         if sender and sender != self.bot:
             mine = await self.communities_of(UserID(sender), admin=False)
             if mine:
-                return mine[0].language
-        return ""
+                return self.language_for(mine[0])
+        return self.default_language
 
     async def set_language(self, space_id: RoomID, code: str) -> None:
         await self.db.communities.set_language(space_id, code)

@@ -5,6 +5,7 @@ English for want of a translation)."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -128,9 +129,22 @@ async def test_a_dm_follows_the_senders_community_or_the_default(
     newcomer = UserID("@new:example.org")
     other = gateway.add_room(newcomer, members={newcomer: "join", gateway.bot: "join"})
     english = (await ask(service, gateway, other, "help", sender=newcomer))["body"]
-    language.set_default("fr")
-    try:
-        french = (await ask(service, gateway, other, "help", sender=newcomer))["body"]
-    finally:
-        language.set_default("en")
+    communities = replace(service.config.communities, default_language="fr")
+    service.config = replace(service.config, communities=communities)
+    french = (await ask(service, gateway, other, "help", sender=newcomer))["body"]
     assert english.startswith("Commands") and french != english and "help" in french
+
+
+async def test_a_community_that_has_not_chosen_speaks_the_operators_default(
+    service: Service, gateway: RecordingGateway, made: Made
+) -> None:
+    """`communities.default_language`: every room of a community with no language of its
+    own, and its operations' reports, in the operator's language; a choice still wins."""
+    communities = replace(service.config.communities, default_language="he")
+    service.config = replace(service.config, communities=communities)
+    said = (await ask(service, gateway, made.groups["Kids"], "language"))["body"]
+    assert said.startswith("\u200f") and language.LANGUAGES["he"] in said, said
+    created = (await ask(service, gateway, made.admins, "group create Chess"))["body"]
+    assert created.startswith("\u200f"), created
+    await ask(service, gateway, made.admins, "language fr")
+    assert "Français" in (await ask(service, gateway, made.groups["Kids"], "language"))["body"]
