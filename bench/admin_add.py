@@ -7,7 +7,8 @@ invitation to the admins room, a DM to the new admin and the audit entry. A plai
 `Client` on the same Synapse sends the same power-level contents (read from the bot's rooms
 after the promotion) into N rooms of its own, with the same concurrency, precomputed,
 nothing else. Printed: the medians over the rounds and the ratio bot / client (goal: at most
-1.10). Only 127.0.0.1.
+1.10), and of the bot's time the part spent writing the power levels (from the first room's
+write to the last one's answer), against the same client. Only 127.0.0.1.
 
     python bench/admin_add.py [--groups 97] [--rounds 3] [--keep DIR]
 """
@@ -32,7 +33,9 @@ from megolm_share import write_config  # type: ignore[import-not-found]  # bench
 
 from communities_appservice.app import App
 from communities_appservice.config import generate_registration
+from communities_appservice.core.service import Service
 from communities_appservice.db.community import Community
+from communities_appservice.db.room import CommunityRoom
 from communities_appservice.dev.localhs import LocalSynapse
 from communities_appservice.features.roles import Roles
 from communities_appservice.features.structure import Structure
@@ -40,21 +43,60 @@ from communities_appservice.rules.model import JoinMode
 from communities_appservice.tasks import bounded
 
 
-async def promote(app: App, synapse: LocalSynapse, community: Community, owner: str,
-                  http: aiohttp.ClientSession) -> float:  # fmt: skip
-    """A new member joins the space; the time of the bot's `admin add` for them."""
+class PowerWrites:
+    """When the bot's power-level writes of a promotion began and ended (a wrapper on
+    `Service.apply_room_power`, in this process only)."""
+
+    def __init__(self) -> None:
+        self.first = self.last = 0.0
+        apply = Service.apply_room_power
+        writes = self
+
+        async def timed(svc: Service, community: Community, room: CommunityRoom) -> None:
+            writes.first = writes.first or time.perf_counter()
+            await apply(svc, community, room)
+            writes.last = time.perf_counter()
+
+        Service.apply_room_power = timed  # type: ignore[method-assign]
+
+    def span(self) -> float:
+        span, self.first, self.last = self.last - self.first, 0.0, 0.0
+        return span
+
+
+async def promote(
+    app: App,
+    synapse: LocalSynapse,
+    community: Community,
+    owner: str,
+    http: aiohttp.ClientSession,
+    writes: PowerWrites,
+) -> tuple[float, float]:
+    """A new member joins the space; the time of the bot's `admin add` for them, and of its
+    power-level writes."""
     assert app.service is not None
     user, token = await synapse.register_user(f"adm-{secrets.token_hex(3)}", "pw-a")
     member = Client(mxid=UserID(user), base_url=synapse.base_url, token=token, client_session=http)
     await member.join_room(community.space_id)
+    while not await app.service.db.members.is_member(community.space_id, UserID(user)):
+        await asyncio.sleep(0.05)  # the bot handles the join (and its invitation) first
+    await app.router.wait_idle()
+    writes.span()
     began = time.perf_counter()
     await Roles(app.service).add_admin(community, UserID(owner), UserID(user))
-    return time.perf_counter() - began
+    return time.perf_counter() - began, writes.span()
 
 
-async def plain_rooms(client: Client, n: int) -> list[RoomID]:
+async def plain_rooms(client: Client, n: int, app: App) -> list[RoomID]:
+    """The client's rooms. The bot is in each (it joins when invited), as in a community's
+    rooms: the homeserver sends their events to the appservice for both sides alike."""
+    assert app.gateway is not None
+    gateway = app.gateway
+
     async def one(i: int) -> RoomID:
-        return await client.create_room(name=f"Plain {i}")
+        room = await client.create_room(name=f"Plain {i}", invitees=[UserID(app.config.bot_mxid)])
+        await gateway.join(room)
+        return room
 
     return await bounded(one(i) for i in range(n))
 
@@ -94,17 +136,27 @@ async def run(groups: int, rounds: int, workdir: Path) -> None:
             UserID(owner), f"Bench {secrets.token_hex(3)}", "", JoinMode.OPEN, names
         )
         rooms = await app.service.db.rooms.of_community(community.space_id)
-        mine = await plain_rooms(client, len(rooms))
-        print(f"{'rooms':>6} {'bot (s)':>8} {'client (s)':>11} {'ratio':>7}")
-        bots, plains = [], []
+        mine = await plain_rooms(client, len(rooms), app)
+        print(f"{'rooms':>6} {'bot (s)':>8} {'client (s)':>11} {'ratio':>7}"
+              f" {'bot writes (s)':>15} {'ratio':>7}")  # fmt: skip
+        bots, plains, powers = [], [], []
+        writes = PowerWrites()
         for _ in range(rounds):
-            bots.append(await promote(app, synapse, community, owner, http))
+            took, wrote = await promote(app, synapse, community, owner, http, writes)
+            bots.append(took)
+            powers.append(wrote)
             contents = [
                 await app.gateway.get_state(r.room_id, "m.room.power_levels") or {} for r in rooms
             ]
             plains.append(await time_plain(client, mine, contents))
         bot, plain_time = statistics.median(bots), statistics.median(plains)
-        print(f"{len(rooms):>6} {bot:>8.2f} {plain_time:>11.2f} {bot / plain_time:>7.2f}")
+        power = statistics.median(powers)
+        print(f"{len(rooms):>6} {bot:>8.2f} {plain_time:>11.2f} {bot / plain_time:>7.2f}"
+              f" {power:>15.2f} {power / plain_time:>7.2f}")  # fmt: skip
+        print("rounds: " + ", ".join(
+            f"bot {b:.2f} client {p:.2f} writes {w:.2f}"
+            for b, p, w in zip(bots, plains, powers, strict=True)
+        ))  # fmt: skip
     finally:
         await http.close()
         await app.stop()

@@ -78,8 +78,8 @@ async def _joined_space(svc: Service, event: MemberEvent) -> None:
     await _ensure_invited(svc, community, Role.ANNOUNCEMENTS, event.user)
     if event.user in await svc.db.admins.roles(community.space_id):
         # An admin is in every group; invited now that their client shows the space.
-        for group in await svc.db.rooms.of_community(community.space_id, Role.GROUP):
-            await _invite_to(svc, community, group, event.user)
+        groups = await svc.db.rooms.of_community(community.space_id, Role.GROUP)
+        await bounded(_invite_to(svc, community, group, event.user) for group in groups)
 
 
 @on_membership(Change.JOIN, roles=[Role.GROUP])

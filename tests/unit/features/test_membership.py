@@ -15,6 +15,7 @@ from communities_appservice.core.service import Service
 from communities_appservice.db import Tables
 from communities_appservice.features.membership import FIXES_PER_PASS
 from communities_appservice.features.roles import Roles
+from communities_appservice.rules.model import AdminRole
 
 from ...recording import RecordingGateway
 from .conftest import (
@@ -44,6 +45,17 @@ async def test_joining_the_space(
     assert homeserver.membership(made.announcements, ALICE) == "invite"
     assert ("invite", made.announcements, ALICE, "Member of Parents") in gateway.calls
     assert homeserver.membership(made.groups["Kids"], ALICE) is None  # groups: by choice
+
+
+async def test_an_admin_joining_the_space_is_invited_to_every_group(
+    made: Made, homeserver: Homeserver, tables: Tables
+) -> None:
+    await tables.admins.put(made.space, ALICE, AdminRole.ADMIN, 0)
+    await homeserver.join(made.groups["Teens"], ALICE)  # there already: not invited again
+    await homeserver.join(made.space, ALICE, event=True)
+    assert homeserver.membership(made.groups["Kids"], ALICE) == "invite"
+    assert homeserver.membership(made.groups["Teens"], ALICE) == "join"
+    assert homeserver.membership(made.announcements, ALICE) == "invite"
 
 
 async def test_joining_the_space_again_invites_nobody_twice(
