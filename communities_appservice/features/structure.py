@@ -238,12 +238,23 @@ async def _create(svc: Service, run: Run[Create]) -> str:
 
         await run.step(f"record {key}", record)
 
+    # The rooms' names and topics in the language spoken to the creator, kept as first
+    # made so that a resumed creation names the rest the same way.
+    titles = await run.keep(
+        "titles",
+        [
+            say("📢 {} · Announcements", name).plain,
+            say("Announcements of {}", name).plain,
+            say("🛡️ {} · Admins", name).plain,
+            say("Admins of {}: join requests, alerts and audit notes", name).plain,
+        ],
+    )
     await child(
         "announcements",
-        f"📢 {name} · Announcements",
+        titles[0],
         Role.ANNOUNCEMENTS,
         "restricted",
-        f"Announcements of {name}",
+        titles[1],
         ANNOUNCEMENTS_POSITION,
     )
     groups = list(p.groups)
@@ -253,10 +264,10 @@ async def _create(svc: Service, run: Run[Create]) -> str:
     )
     await child(
         "admins",
-        f"🛡️ {name} · Admins",
+        titles[2],
         Role.ADMINS,
         "invite",
-        f"Admins of {name}: join requests, alerts and audit notes",
+        titles[3],
         FIRST_GROUP_POSITION + len(groups),
     )
 

@@ -148,3 +148,21 @@ async def test_a_community_that_has_not_chosen_speaks_the_operators_default(
     assert created.startswith("\u200f"), created
     await ask(service, gateway, made.admins, "language fr")
     assert "Français" in (await ask(service, gateway, made.groups["Kids"], "language"))["body"]
+
+
+async def test_the_rooms_of_a_new_community_are_named_in_the_language_spoken(
+    service: Service, gateway: RecordingGateway, made: Made
+) -> None:
+    communities = replace(service.config.communities, default_language="zh")
+    service.config = replace(service.config, communities=communities)
+    newcomer = UserID("@founder:example.org")
+    dm = gateway.add_room(newcomer, members={newcomer: "join", gateway.bot: "join"})
+    await ask(service, gateway, dm, 'create "Chess club"', sender=newcomer)
+    [community] = [
+        c for c in await service.communities_of(newcomer, admin=True) if c.name == "Chess club"
+    ]
+    rooms = {r.role: r for r in await service.db.rooms.of_community(community.space_id)}
+    assert rooms["announcements"].name == "📢 Chess club · 公告", rooms
+    assert rooms["admins"].name == "🛡️ Chess club · 管理员", rooms
+    state = gateway.rooms[rooms["admins"].room_id].state
+    assert state[("m.room.topic", "")]["topic"].startswith("Chess club的管理员"), state
