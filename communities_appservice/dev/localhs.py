@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import logging
 import os
+import random
 import secrets
 import signal
 import socket
@@ -100,12 +101,41 @@ RATE_LIMITERS = (
 _RELAXED_LIMIT = {"per_second": 10000.0, "burst_count": 100000}
 
 
+# Where the kernel draws the local ports of outgoing connections (Linux's default; macOS's
+# starts higher). A listener's port drawn from there (as a bind to port 0 draws it) can be
+# taken by a client socket (a database connection, a request) before the listener binds it.
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_DEFAULT_EPHEMERAL_LOW = 32768
+_LOWEST_PORT = 10000
+_draws = random.Random()
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _DEFAULT_EPHEMERAL_LOW
+
+
 def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on now and no outgoing connection takes.
+
+    It is drawn below the kernel's ephemeral range and never handed out twice in a process,
+    so a listener started on it a while later still finds it free.
+    """
+    high = _ephemeral_low() - 1
+    if high - _LOWEST_PORT >= 1000:
+        for _ in range(200):
+            port = _draws.randint(_LOWEST_PORT, high)
+            if port not in _handed_out and port_is_free(port):
+                _handed_out.add(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        drawn: int = sock.getsockname()[1]
+    _handed_out.add(drawn)
+    return drawn
 
 
 def port_is_free(port: int) -> bool:
