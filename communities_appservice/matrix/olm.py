@@ -27,7 +27,7 @@ from mautrix.types import (
     DeviceID,
     DeviceIdentity,
     DeviceKeys,
-    EncryptedOlmEventContent,
+    EncryptionAlgorithm,
     EncryptionKeyAlgorithm,
     EventType,
     IdentityKey,
@@ -54,6 +54,7 @@ SHARE_CHUNK_USERS = 100
 # How long the homeserver may wait for other servers in a key query or claim (ms).
 REMOTE_TIMEOUT_MS = 10_000
 SIGNED_CURVE25519 = EncryptionKeyAlgorithm.SIGNED_CURVE25519.value
+OLM_V1 = EncryptionAlgorithm.OLM_V1.value
 # Devices handled between two returns to the event loop.
 CPU_SLICE = 32
 NO_TOKEN = SyncToken("")
@@ -331,11 +332,12 @@ class OlmBatch(OlmMachine):
 
     async def encrypt_olm_many(
         self, reach: Reach, event_type: EventType, content: dict[str, Any]
-    ) -> dict[UserID, dict[DeviceID, EncryptedOlmEventContent]]:
-        """Olm-encrypt one event for each device `reach` reaches; the sessions are saved
-        (the new ones stored) in one transaction."""
+    ) -> dict[UserID, dict[DeviceID, dict[str, Any]]]:
+        """Olm-encrypt one event for each device `reach` reaches, as the JSON of
+        `m.room.encrypted` contents (not mautrix's types, which would be serialised again);
+        the sessions are saved (the new ones stored) in one transaction."""
         own_keys = await self.own_device_keys()
-        messages: defaultdict[UserID, dict[DeviceID, EncryptedOlmEventContent]] = defaultdict(dict)
+        messages: defaultdict[UserID, dict[DeviceID, dict[str, Any]]] = defaultdict(dict)
         async with self._olm_lock:
             for i, device in enumerate(reach.devices):
                 session = reach.sessions[device.identity_key]
@@ -350,10 +352,13 @@ class OlmBatch(OlmMachine):
                     "content": content,
                 }
                 ciphertext = session.encrypt(json.dumps(plaintext))
-                messages[device.user_id][device.device_id] = EncryptedOlmEventContent(
-                    ciphertext={device.identity_key: ciphertext},
-                    sender_key=self.olm.identity_key,
-                )
+                messages[device.user_id][device.device_id] = {
+                    "algorithm": OLM_V1,
+                    "ciphertext": {
+                        device.identity_key: {"type": int(ciphertext.type), "body": ciphertext.body}
+                    },
+                    "sender_key": self.olm.identity_key,
+                }
                 if i % CPU_SLICE == CPU_SLICE - 1:
                     await asyncio.sleep(0)
             await self._save_sessions(reach)
