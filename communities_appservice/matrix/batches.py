@@ -3,15 +3,19 @@
 Requests to the homeserver go out at most PARALLEL_REQUESTS at a time, each given at most
 REQUEST_TIMEOUT seconds; a job in parts (`in_parts`, the parts of one room key's share)
 counts the requests of all its parts together, so that it never has more in flight than one
-batch of requests would. Reads of many rows go in `IN (...)` lists of at most SQL_CHUNK
-values.
+batch of requests would, and a request waiting for its turn goes before those of later
+parts: the homeserver answers the parts in order and is never left idle while the bot works
+on a part. Reads of many rows go in `IN (...)` lists of at most SQL_CHUNK values.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -24,18 +28,59 @@ log = logging.getLogger("communities.crypto.batches")
 
 PARALLEL_REQUESTS = 4
 # A job in parts (a room key's share) runs SHARE_PARTS parts at a time with at most
-# SHARE_REQUESTS of their requests in flight together: measured (bench/README.md), fewer
-# requests at once let the homeserver answer the first part sooner, so the bot's work on
-# one part overlaps the homeserver's on the next instead of all parts moving in step.
-SHARE_PARTS = 3
+# SHARE_REQUESTS of their requests in flight together, earlier parts' first: measured
+# (bench/README.md), fewer requests at once let the homeserver answer the first part sooner,
+# so the bot's work on one part overlaps the homeserver's on the next instead of all parts
+# moving in step; more parts under way keep a request ready whenever one is answered.
+SHARE_PARTS = 6
 SHARE_REQUESTS = 2
 # Seconds one request may take, waits for other servers included.
 REQUEST_TIMEOUT = 60
 # Identifiers per `IN (...)` list on SQLite.
 SQL_CHUNK = 500
 T = TypeVar("T")
-# The gate of the requests of the job in progress (`in_parts`), shared by its parts.
-_REQUESTS: ContextVar[asyncio.Semaphore | None] = ContextVar("requests", default=None)
+
+
+class Gate:
+    """At most `limit` holders at once; of those waiting, the lowest rank goes first, and
+    among equal ranks the first to come."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    @asynccontextmanager
+    async def held(self, rank: int = 0) -> AsyncIterator[None]:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+        else:
+            turn = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (rank, next(self._arrivals), turn))
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():  # its turn came as it was cancelled
+                    self._release()
+                raise  # a cancelled waiter is skipped when its rank comes up
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            turn = heapq.heappop(self._waiting)[2]
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
+
+
+# The gate of the requests of the job in progress (`in_parts`), shared by its parts, and
+# the rank of the part a request belongs to (its place in the job).
+_REQUESTS: ContextVar[Gate | None] = ContextVar("requests", default=None)
+_RANK: ContextVar[int] = ContextVar("rank", default=0)
 
 
 def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -47,10 +92,11 @@ async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
     with the other requests of the job they are part of, inside `in_parts`), each for at
     most REQUEST_TIMEOUT seconds (a timeout is logged, and transient: the caller's work is
     tried again); the first failure is raised once all have finished (none is left running)."""
-    gate = _REQUESTS.get() or asyncio.Semaphore(PARALLEL_REQUESTS)
+    gate = _REQUESTS.get() or Gate(PARALLEL_REQUESTS)
+    rank = _RANK.get()
 
     async def one(call: Awaitable[T]) -> T:
-        async with gate:
+        async with gate.held(rank):
             try:
                 return await asyncio.wait_for(call, REQUEST_TIMEOUT)
             except TimeoutError:
@@ -63,16 +109,18 @@ async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
 async def in_parts(parts: Iterable[Awaitable[None]]) -> None:
     """Await the parts of one job, at most SHARE_PARTS at a time, the requests they make
     through `bounded` at most SHARE_REQUESTS (and never more than PARALLEL_REQUESTS) in
-    flight together; the first failure is raised once all have finished."""
-    token = _REQUESTS.set(asyncio.Semaphore(min(SHARE_REQUESTS, PARALLEL_REQUESTS)))
+    flight together, a waiting request of an earlier part before those of later ones; the
+    first failure is raised once all have finished."""
+    token = _REQUESTS.set(Gate(min(SHARE_REQUESTS, PARALLEL_REQUESTS)))
     try:
         gate = asyncio.Semaphore(SHARE_PARTS)
 
-        async def one(part: Awaitable[None]) -> None:
+        async def one(rank: int, part: Awaitable[None]) -> None:
             async with gate:
+                _RANK.set(rank)  # this part's task's own context
                 await part
 
-        await _every(in_turn(one(p), p) for p in parts)
+        await _every(in_turn(one(n, p), p) for n, p in enumerate(parts))
     finally:
         _REQUESTS.reset(token)
 

@@ -170,6 +170,73 @@ async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.Monk
     assert batches._REQUESTS.get() is None  # outside a job, each call has its own limit
 
 
+
+async def test_the_gate_lets_the_lowest_rank_in_first_and_equals_in_order() -> None:
+    gate = batches.Gate(1)
+    order: list[str] = []
+
+    async def hold(name: str, rank: int) -> None:
+        async with gate.held(rank):
+            order.append(name)
+            await asyncio.sleep(0)
+
+    held = gate.held(9)
+    await held.__aenter__()  # the test holds the gate while the others line up
+    waiting = [("late 2", 2), ("early a", 0), ("late 1", 1), ("early b", 0)]
+    others = [asyncio.ensure_future(hold(name, rank)) for name, rank in waiting]
+    await asyncio.sleep(0)
+    await held.__aexit__(None, None, None)
+    await asyncio.gather(*others)
+    assert order == ["early a", "early b", "late 1", "late 2"]
+
+
+async def test_a_waiter_cancelled_as_its_turn_came_passes_the_turn_on() -> None:
+    gate = batches.Gate(1)
+    entered: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with gate.held():
+            entered.append(name)
+
+    held = gate.held()
+    await held.__aenter__()
+    cancelled_waiting = asyncio.ensure_future(hold("cancelled while waiting"))
+    cancelled_at_turn = asyncio.ensure_future(hold("cancelled at its turn"))
+    last = asyncio.ensure_future(hold("last"))
+    await asyncio.sleep(0)  # all three wait
+    cancelled_waiting.cancel()
+    await held.__aexit__(None, None, None)  # the turn goes to the second waiter...
+    cancelled_at_turn.cancel()  # ...which is cancelled before it resumes
+    await last
+    for task in (cancelled_waiting, cancelled_at_turn):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert entered == ["last"]
+    async with asyncio.timeout(1), gate.held():  # the gate is free again
+        pass
+
+
+async def test_requests_of_earlier_parts_go_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four parts of three requests each, one request in flight: a part asks for its next
+    request as soon as one is answered, and gets it before any later part's waiting one."""
+    monkeypatch.setattr(batches, "SHARE_PARTS", 4)
+    monkeypatch.setattr(batches, "SHARE_REQUESTS", 1)
+    sent: list[tuple[int, int]] = []
+
+    async def request(part: int, step: int) -> None:
+        sent.append((part, step))
+        await asyncio.sleep(0)
+
+    async def part(n: int) -> None:
+        for step in range(3):
+            await bounded([request(n, step)])
+
+    await in_parts(part(n) for n in range(4))
+    assert sorted(sent) == [(n, s) for n in range(4) for s in range(3)]
+    # Part 0 is done before parts 2 and 3 begin (in arrival order they would go round).
+    assert sent.index((0, 2)) < sent.index((2, 0)) < sent.index((3, 0))
+
+
 def signed(account: Account, user: str, key_name: str, data: dict[str, Any]) -> Any:
     body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     signature = account.sign(body)
