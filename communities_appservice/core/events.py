@@ -164,12 +164,13 @@ class Events:
         await self.interrupted_readable(event)
 
     async def interrupted_readable(self, event: RawEvent) -> None:
-        for listener in HOOKS.interrupted.get(str(event.get("type")), []):
-            with (
-                language.speaking(await self._language(event)),
-                isolated(log, "listener %s failed on %s", listener, event.get("event_id")),
-            ):
-                await listener(self.svc, event)
+        listeners = HOOKS.interrupted.get(str(event.get("type")), [])
+        if not listeners:
+            return
+        with language.speaking(await self._language(event)):  # looked up once for all
+            for listener in listeners:
+                with isolated(log, "listener %s failed on %s", listener, event.get("event_id")):
+                    await listener(self.svc, event)
 
     async def _membership(self, event: RawEvent) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         content = event.get("content") or {}
