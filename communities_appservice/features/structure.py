@@ -242,19 +242,19 @@ async def _create(svc: Service, run: Run[Create]) -> str:
     # made so that a resumed creation names the rest the same way.
     titles = await run.keep(
         "titles",
-        [
-            say("📢 {} · Announcements", name).plain,
-            say("Announcements of {}", name).plain,
-            say("🛡️ {} · Admins", name).plain,
-            say("Admins of {}: join requests, alerts and audit notes", name).plain,
-        ],
+        {
+            "announcements": say("📢 {} · Announcements", name).plain,
+            "announcements topic": say("Announcements of {}", name).plain,
+            "admins": say("🛡️ {} · Admins", name).plain,
+            "admins topic": say("Admins of {}: join requests, alerts and audit notes", name).plain,
+        },
     )
     await child(
         "announcements",
-        titles[0],
+        titles["announcements"],
         Role.ANNOUNCEMENTS,
         "restricted",
-        titles[1],
+        titles["announcements topic"],
         ANNOUNCEMENTS_POSITION,
     )
     groups = list(p.groups)
@@ -264,10 +264,10 @@ async def _create(svc: Service, run: Run[Create]) -> str:
     )
     await child(
         "admins",
-        titles[2],
+        titles["admins"],
         Role.ADMINS,
         "invite",
-        titles[3],
+        titles["admins topic"],
         FIRST_GROUP_POSITION + len(groups),
     )
 
