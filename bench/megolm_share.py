@@ -61,7 +61,9 @@ With `--rounds N` each size is measured N times, each round with new members and
 Each round also prints the floor of the members' key query (the same chunks, made by the
 bare client: the homeserver's part of the one request a first send needs besides the
 floor's) and the CPU seconds each timed span cost this process (the bot runs in it,
-threads included) and Synapse (from /proc).
+threads included) and Synapse (from /proc). Before each timed span it waits until Synapse
+is quiet (what it does in the background after a round's joins is nobody's send), and it
+prints how long it waited.
 """
 
 from __future__ import annotations
