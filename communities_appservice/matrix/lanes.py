@@ -10,10 +10,13 @@ sees what came before it and holds back what comes after.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any
 
 from ..tasks import soon
+
+log = logging.getLogger("communities.router")
 
 
 def member_of(event: dict[str, Any]) -> str | None:
@@ -74,11 +77,17 @@ class Lanes:
         self._flying.clear()
 
     def _ended(self) -> None:
-        """Forget the lanes that ended; the first failure among them is raised."""
+        """Forget the lanes that ended; the first failure among them is raised, the others
+        logged."""
         ended = {user: lane for user, lane in self._flying.items() if lane.done()}
         for user in ended:
             del self._flying[user]
-        failures = [lane.exception() for lane in ended.values() if not lane.cancelled()]
-        for failure in failures:
-            if failure is not None:
-                raise failure
+        failures = [
+            failure
+            for lane in ended.values()
+            if not lane.cancelled() and (failure := lane.exception()) is not None
+        ]
+        for failure in failures[1:]:
+            log.error("another membership event failed too", exc_info=failure)
+        if failures:
+            raise failures[0]

@@ -11,6 +11,7 @@ import pytest
 from communities_appservice.db import Tables
 from communities_appservice.db.inbox import content_digest
 from communities_appservice.matrix import router as router_module
+from communities_appservice.matrix.lanes import Lanes
 from communities_appservice.matrix.router import Router
 
 
@@ -148,3 +149,20 @@ async def test_an_event_after_joins_waits_for_them_and_holds_back_the_next(
     assert {step for step in steps[message_at + 2 :]} == {
         (s, n) for s in ("start", "end") for n in (3, 4)
     }
+
+
+async def test_lanes_raise_the_first_failure_and_log_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lanes = Lanes(4)
+
+    async def fail(n: int) -> None:
+        raise RuntimeError(f"lane {n} broke")
+
+    for n in range(2):
+        await lanes.start(f"@u{n}:x", fail(n))
+    with pytest.raises(RuntimeError, match="lane 0 broke"):
+        await lanes.settle()
+    assert "another membership event failed too" in caplog.text
+    assert "lane 1 broke" in caplog.text
+    await lanes.settle()  # both were forgotten
