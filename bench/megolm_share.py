@@ -54,7 +54,7 @@ nothing outside the bot's timed send.
 large room can be run for a few sides only. Only 127.0.0.1 is contacted.
 
     python bench/megolm_share.py [--members 100,1000] [--sides bot,floor,client,nio,join]
-                                 [--rounds N] [--keep DIR] [--profile]
+                                 [--rounds N] [--keep DIR] [--profile] [--no-warm-up]
 
 With `--rounds N` each size is measured N times, each round with new members and new rooms
 (a first send cannot be repeated), and the size's last line gives each side's median.
@@ -63,7 +63,9 @@ bare client: the homeserver's part of the one request a first send needs besides
 floor's) and the CPU seconds each timed span cost this process (the bot runs in it,
 threads included) and Synapse (from /proc). Before each timed span it waits until Synapse
 is quiet (what it does in the background after a round's joins is nobody's send), and it
-prints how long it waited.
+prints how long it waited. A warm-up round of 50 members comes first and is not counted
+(`--no-warm-up` leaves it out): a process's first send pays for lazy imports, caches and
+connections, on the bot's side and on Synapse's.
 """
 
 from __future__ import annotations
@@ -578,6 +580,8 @@ async def time_floor_query(
 # Before each timed span: Synapse busy at most this share of a window of this many seconds
 # (waiting at most QUIET_LIMIT seconds).
 QUIET_WINDOW = 0.5
+# Members of the warm-up round.
+WARM_UP_MEMBERS = 50
 QUIET_SHARE = 0.05
 QUIET_LIMIT = 120.0
 
@@ -1077,7 +1081,12 @@ HEADER = (
 
 
 async def run(
-    sizes: list[int], sides: set[str], workdir: Path, profiling: bool, rounds: int = 1
+    sizes: list[int],
+    sides: set[str],
+    workdir: Path,
+    profiling: bool,
+    rounds: int = 1,
+    warm_up: bool = True,
 ) -> None:
     registration = workdir / "registration.yaml"
     synapse = LocalSynapse(workdir / "synapse", server_name="localhost", registration=registration)
@@ -1104,9 +1113,13 @@ async def run(
         if sides & {"floor", "join"}:
             user_id, token = await synapse.register_user(f"floor-{secrets.token_hex(3)}", "pw")
             floor = Floor(user_id, token, await hs.device_id(token))
-        for size in sizes:
+        # A warm-up round first, not counted: the first send of a process (and the first
+        # requests Synapse serves of each kind) pays for lazy imports, caches and connections.
+        plan = [(WARM_UP_MEMBERS, 1, True)] if warm_up else []
+        plan += [(size, rounds, False) for size in sizes]
+        for size, size_rounds, warming in plan:
             medians: dict[str, list[float]] = {}
-            for round_ in range(rounds):
+            for round_ in range(size_rounds):
                 members = await make_members(synapse, hs, size)
                 rooms: dict[str, str] = {}
                 if "bot" in sides:
@@ -1172,6 +1185,9 @@ async def run(
                 print(cpu_lines(times, cpu), flush=True)
                 quiet = ", ".join(f"{side} {s:.1f} s" for side, s in waited.items())
                 print(f"  waited for a quiet Synapse before: {quiet}", flush=True)
+                if warming:
+                    print(f"  (a warm-up round of {size} members: not counted)\n", flush=True)
+                    continue
                 if profile is not None and bot is not None:
                     profile.print(bot)
                 for side, seconds in times.items():
@@ -1181,6 +1197,8 @@ async def run(
                         app, synapse, hs, floor, rooms["bot"], size, rooms.get("floor")
                     )
                     print(flush=True)
+            if warming:
+                continue
             median = {side: statistics.median(values) for side, values in medians.items()}
             if rounds > 1:
                 print(f"  medians of {rounds} rounds:", ratios_line(median), flush=True)
@@ -1213,6 +1231,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="break the bot's first send down into phases"
     )
+    parser.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help=f"leave out the warm-up round ({WARM_UP_MEMBERS} members, not counted)",
+    )
     args = parser.parse_args()
     sides = {s.strip() for s in args.sides.split(",") if s.strip()}
     if sides - set(SIDES):
@@ -1228,7 +1251,9 @@ def main() -> None:
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="megolm-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(run(sizes, sides, workdir, args.profile, max(1, args.rounds)))
+        asyncio.run(
+            run(sizes, sides, workdir, args.profile, max(1, args.rounds), not args.no_warm_up)
+        )
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
