@@ -170,7 +170,6 @@ async def test_parts_of_one_job_share_its_request_limit(monkeypatch: pytest.Monk
     assert batches._REQUESTS.get() is None  # outside a job, each call has its own limit
 
 
-
 async def test_the_gate_lets_the_lowest_rank_in_first_and_equals_in_order() -> None:
     gate = batches.Gate(1)
     order: list[str] = []
