@@ -133,6 +133,7 @@ class BotCrypto:
         await self.store.open()
         await migrate(self.store)
         await persistently("the encryption's set-up", self._set_up)
+        self.machine.tracker.start()
         if not self.appservice_mode:
             self._sync_task = self.client.start(self._sync_filter())
         log.info(
@@ -242,6 +243,7 @@ class BotCrypto:
         )
 
     async def stop(self) -> None:
+        await self.machine.tracker.stop()
         if self._sync_task is not None:
             self.client.stop()
             self._sync_task.cancel()

@@ -40,6 +40,7 @@ from mautrix.types import (
 
 from .batches import SQL_CHUNK, bounded, chunks, in_list, split_messages
 from .devices import checked_device, signed_by
+from .tracker import Tracker
 from .vodozemac_olm import Account, Session
 
 log = logging.getLogger("communities.crypto.olm")
@@ -76,6 +77,7 @@ class OlmBatch(OlmMachine):
         self.pg = store
         self._own_keys: dict[str, Any] | None = None
         self._own_keys_lock = asyncio.Lock()
+        self.tracker = Tracker(self._fetch_new, store.filter_tracked_users)
 
     @property
     def olm(self) -> Account:
@@ -134,6 +136,9 @@ class OlmBatch(OlmMachine):
 
         await bounded(query(c) for c in chunks(wanted, QUERY_CHUNK_USERS))
         return found
+
+    async def _fetch_new(self, users: list[UserID]) -> dict[UserID, dict[DeviceID, DeviceIdentity]]:
+        return await self._fetch_keys(users, include_untracked=True)
 
     async def _store_first_seen(
         self, answered: dict[UserID, Any], users: list[UserID]
@@ -226,7 +231,7 @@ class OlmBatch(OlmMachine):
         if untracked:
             # Not behind mautrix's lock of device-list refreshes: a refresh of thousands of
             # users (or one waiting for a slow server) never holds up this room's message.
-            fetched = await self._fetch_keys(untracked, include_untracked=True)
+            fetched = await self.tracker.fetch(untracked)
             devices.extend(d for user in fetched.values() for d in user.values())
         return devices
 

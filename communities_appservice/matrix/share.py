@@ -13,6 +13,8 @@ account) and replaces the sharing:
   message shares the current one with the newcomer's devices only, at its current index
   (what was said before stays unreadable to them). A departure, a removed device or a
   restart (which forgets who holds the current session) starts a new one.
+- the devices of someone who joins or is invited are fetched as the event comes
+  (`tracker.py`), so that the next message finds them stored.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class Machine(OlmBatch):
         present, gone = (Membership.JOIN, Membership.INVITE), (Membership.LEAVE, Membership.BAN)
         if now in present and before not in present:
             self._pending[evt.room_id].add(UserID(evt.state_key))
+            if evt.state_key != self.client.mxid:  # their devices, before the next message
+                self.tracker.want([UserID(evt.state_key)])
         elif now in gone and before not in gone:  # also when the event does not say before
             await self.rotate(evt.room_id)
 

@@ -1,7 +1,8 @@
 """Room keys at community scale, against the real Synapse: a session shared with a few
 hundred devices in parts and chunks (small sizes forced, so that every path is taken), every
-device decrypting the bot's message with what it received; a newcomer getting the current
-session alone; a departure starting a new one."""
+device decrypting the bot's message with what it received; a newcomer's devices fetched as
+they join, and the newcomer getting the current session alone; a departure starting a new
+one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from mautrix.types import RoomID, UserID
+from mautrix.types import Membership, RoomID, UserID
 
 from communities_appservice.matrix import batches, olm
 
@@ -86,6 +87,14 @@ async def crowd(stack: Stack) -> AsyncIterator[Crowd]:
             await join(person[0], room)
 
     await asyncio.gather(*(joined(p) for p in people))
+    assert stack.app.crypto is not None
+    crypto, everyone = stack.app.crypto, {UserID(p[0].user_id) for p in people}
+
+    async def all_seen() -> bool:
+        return everyone <= set(await crypto.state.get_members(room, (Membership.JOIN,)))
+
+    await eventually(all_seen, "the bot to see every join")
+    await crypto.machine.tracker.settled()  # their devices, fetched as they joined
     yield Crowd(room, devices)
 
 
@@ -155,8 +164,14 @@ async def test_a_first_message_shares_its_key_in_chunks_with_every_device(
     monkeypatch.setattr(olm, "CLAIM_CHUNK_USERS", 40)
     monkeypatch.setattr(olm, "TO_DEVICE_CHUNK_MESSAGES", 32)
     monkeypatch.setattr(batches, "PARALLEL_REQUESTS", 3)
+    assert stack.app is not None and stack.app.gateway and stack.app.crypto
+    # The bot forgets the devices it fetched as the crowd joined: a room it never saw the
+    # members of (one it is added to later), whose first message asks for every device.
+    db = stack.app.crypto.machine.pg.db
+    for user in {d.user_id for d in crowd.devices}:
+        await db.execute("DELETE FROM crypto_device WHERE user_id=$1", user)
+        await db.execute("DELETE FROM crypto_tracked_user WHERE user_id=$1", user)
     recorder = Recorder(stack, monkeypatch)
-    assert stack.app is not None and stack.app.gateway is not None
     event_id = await stack.app.gateway.send_message(crowd.room, "m.room.message", NOTICE)
 
     count = len(crowd.devices)
@@ -196,11 +211,13 @@ async def test_a_newcomer_gets_the_current_session_and_nobody_else_gets_anything
         return UserID(newcomer.user_id) in machine.waiting(crowd.room)
 
     await eventually(noticed, "the bot to see the newcomer join")
+    await machine.tracker.settled()  # the newcomer's devices, fetched as they joined
     recorder = Recorder(stack, monkeypatch)
     after = await gateway.send_message(crowd.room, "m.room.message", NOTICE)
     event = await sent_event(newcomer, crowd.room, after)
 
     assert event["content"]["session_id"] == first["content"]["session_id"]
+    assert recorder.queries == []
     assert recorder.to_device == [("m.room.encrypted", 1)]
     assert recorder.claims == [1]
     key = await key_of(newcomer, crowd.room, event["content"]["session_id"])
