@@ -6,9 +6,13 @@ real device with identity and one-time keys (python-olm), and makes them join on
 room per side. Each side then sends its first encrypted notice into its room, timed:
 
 - bot: `gateway.send_message` of a notice, from the call to the event id: the member list
-  (`GET /members`), the key query of the members, any other query the share makes, the
-  one-time-key claim, Olm sessions made and the room key Olm-encrypted for every device,
-  the to-device send, the Megolm encryption and `PUT /send`, with every database write;
+  (`GET /members`), any key query the share makes, the one-time-key claim, Olm sessions
+  made and the room key Olm-encrypted for every device, the to-device send, the Megolm
+  encryption and `PUT /send`, with every database write. The bot fetches the devices of
+  members as they join (`matrix/tracker.py`), and the benchmark waits, before the timer,
+  until it has: so the send makes no key query. With `--cold` the bot forgets them again
+  before its send, which then asks for every member's devices (a room whose members the
+  bot never saw join), and so does its next send after a join;
 - floor: a bare HTTP client (aiohttp) of its own user and room making only the requests the
   bot's share cannot do without, every body made before the timer starts: the claim of one
   one-time key per member device, in requests of at most `CLAIM_CHUNK_USERS` users, then one
@@ -55,6 +59,7 @@ large room can be run for a few sides only. Only 127.0.0.1 is contacted.
 
     python bench/megolm_share.py [--members 100,1000] [--sides bot,floor,client,nio,join]
                                  [--rounds N] [--keep DIR] [--profile] [--no-warm-up]
+                                 [--cold]
 
 With `--rounds N` each size is measured N times, each round with new members and new rooms
 (a first send cannot be repeated), and the size's last line gives each side's median.
@@ -286,9 +291,12 @@ async def join_all(hs: Homeserver, room_id: str, members: list[Device]) -> None:
     await bounded([hs.call("POST", f"{CLIENT_API}/join/{room_id}", m.token, {}) for m in members])
 
 
-async def bot_sees_joined(app: App, room_id: str, users: set[str]) -> None:
+async def bot_sees_joined(app: App, room_id: str, users: set[str], cold: bool = False) -> None:
     """Wait until the bot has handled the join of every one of `users` (its state store has
-    them joined, and its router is idle): a join handled later would drop its session."""
+    them joined, and its router is idle): a join handled later would drop its session. Then
+    until the devices of the users are stored, fetched as they joined; `cold`: until then,
+    and then the bot forgets them (the send asks for them, as into a room the bot never saw
+    the members of)."""
     assert app.crypto is not None
     deadline = time.monotonic() + 120 + 0.05 * len(users)
     while True:
@@ -300,6 +308,18 @@ async def bot_sees_joined(app: App, room_id: str, users: set[str]) -> None:
             raise RuntimeError(f"the bot saw {len(users - set(joined))} joins of {room_id} late")
         await asyncio.sleep(0.2)
     await app.router.wait_idle()
+    await app.crypto.machine.tracker.settled()
+    if cold:
+        await forget_devices(app, users)
+
+
+async def forget_devices(app: App, users: set[str]) -> None:
+    assert app.crypto is not None
+    db: Any = app.crypto.machine.pg.db
+    rows = [(u,) for u in sorted(users)]
+    async with db.acquire() as conn:
+        for table in ("crypto_device", "crypto_tracked_user"):
+            await conn.executemany(f"DELETE FROM {table} WHERE user_id=$1", rows)
 
 
 # --- counting requests -------------------------------------------------------------------
@@ -985,6 +1005,7 @@ async def member_joins(
     room_id: str,
     size: int,
     floor_room: str | None,
+    cold: bool = False,
 ) -> None:
     """New members with one device each join the bot's room (after its first send there),
     one after the other: the bot's next send after each, against plain sends, the floor of
@@ -999,7 +1020,7 @@ async def member_joins(
     for i in range(JOINS):
         newcomer = (await make_members(synapse, hs, 1, tag=f"new{size}.{i}"))[0]
         await join_all(hs, room_id, [newcomer])
-        await bot_sees_joined(app, room_id, {newcomer.user_id})
+        await bot_sees_joined(app, room_id, {newcomer.user_id}, cold)
         kept.append(await app.crypto.store.get_outbound_group_session(room) is not None)
         seconds, requests = await time_bot(app, room_id)
         next_times.append(seconds)
@@ -1087,6 +1108,7 @@ async def run(
     profiling: bool,
     rounds: int = 1,
     warm_up: bool = True,
+    cold: bool = False,
 ) -> None:
     registration = workdir / "registration.yaml"
     synapse = LocalSynapse(workdir / "synapse", server_name="localhost", registration=registration)
@@ -1151,19 +1173,22 @@ async def run(
                 pid = synapse.pid
                 waited: dict[str, float] = {}
                 if "bot" in rooms:
-                    await bot_sees_joined(app, rooms["bot"], {m.user_id for m in members})
+                    joined = {m.user_id for m in members}
+                    await bot_sees_joined(app, rooms["bot"], joined, cold and not warming)
                     await synapse_quiet(pid, waited, "bot")
                     with cpu_use(pid, cpu["bot"]):
                         times["bot"], requests["bot"] = await time_bot(app, rooms["bot"], profile)
                 if floor is not None and "floor" in rooms:
-                    plan = plan_floor(floor, rooms["floor"], members)
+                    floor_plan = plan_floor(floor, rooms["floor"], members)
                     await synapse_quiet(pid, waited, "floor")
                     with cpu_use(pid, cpu["floor"]):
-                        times["floor"] = await time_floor(http, synapse.base_url, floor, plan)
-                    requests["floor"] = plan.requests()
+                        times["floor"] = await time_floor(http, synapse.base_url, floor, floor_plan)
+                    requests["floor"] = floor_plan.requests()
                     await synapse_quiet(pid, waited, "key query")
                     with cpu_use(pid, cpu["query"]):
-                        times["query"] = await time_floor_query(http, synapse.base_url, floor, plan)
+                        times["query"] = await time_floor_query(
+                            http, synapse.base_url, floor, floor_plan
+                        )
                 if plain is not None:
                     await synapse_quiet(pid, waited, "client")
                     times["client"], requests["client"] = await time_plain_client(
@@ -1194,7 +1219,7 @@ async def run(
                     medians.setdefault(side, []).append(seconds)
                 if "join" in sides and floor is not None and round_ == rounds - 1:
                     await member_joins(
-                        app, synapse, hs, floor, rooms["bot"], size, rooms.get("floor")
+                        app, synapse, hs, floor, rooms["bot"], size, rooms.get("floor"), cold
                     )
                     print(flush=True)
             if warming:
@@ -1236,6 +1261,11 @@ def main() -> None:
         action="store_true",
         help=f"leave out the warm-up round ({WARM_UP_MEMBERS} members, not counted)",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="the bot forgets the members' devices before its send: it asks for them then",
+    )
     args = parser.parse_args()
     sides = {s.strip() for s in args.sides.split(",") if s.strip()}
     if sides - set(SIDES):
@@ -1252,7 +1282,15 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         asyncio.run(
-            run(sizes, sides, workdir, args.profile, max(1, args.rounds), not args.no_warm_up)
+            run(
+                sizes,
+                sides,
+                workdir,
+                args.profile,
+                max(1, args.rounds),
+                not args.no_warm_up,
+                args.cold,
+            )
         )
     finally:
         if args.keep is None:
