@@ -202,7 +202,12 @@ class Machine(OlmBatch):
         if session.id in self._marked:
             content.update(dict.fromkeys(SHARED_HISTORY_FLAGS, True))
         counts: Counter[str] = Counter()
-        parts = chunks(sorted(set(users)), olm.SHARE_CHUNK_USERS)
+        # The bot's own user (whose own device needs nothing) rides with the last part: a
+        # part of its own would cost a claim and a to-device request for a device or none.
+        others = sorted(set(users) - {self.client.mxid})
+        parts = chunks(others, olm.SHARE_CHUNK_USERS)
+        if self.client.mxid in users:
+            parts = [*parts[:-1], [*(parts[-1] if parts else []), self.client.mxid]]
         started = time.monotonic()
         await in_parts(self._share_part(session, part, content, counts) for part in parts)
         if counts["reached"]:
