@@ -956,8 +956,8 @@ def install_profiling(app: App) -> None:
     gateway.share_targets = _timed_async(  # type: ignore[method-assign]
         "member list", gateway.share_targets, step=True
     )
-    crypto._record_members = _timed_async(  # type: ignore[method-assign]
-        "member list recorded", crypto._record_members, step=True
+    crypto.members.record = _timed_async(  # type: ignore[method-assign]
+        "member list recorded", crypto.members.record, step=True
     )
     for name, label in STEPS.items():
         if hasattr(crypto.machine, name):

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from typing import Any, cast
 
-import asyncpg  # type: ignore[import-untyped]
 from mautrix.client import Client
 from mautrix.client.state_store.asyncpg import PgStateStore
 from mautrix.crypto import PgCryptoStore, RejectKeyShare
@@ -40,9 +38,6 @@ from mautrix.types import (
     EventType,
     Filter,
     LoginType,
-    Member,
-    Membership,
-    MemberStateEventContent,
     RequestedKeyInfo,
     RoomEventFilter,
     RoomFilter,
@@ -59,12 +54,12 @@ from mautrix.util.async_db import Database
 from .. import metrics
 from .errors import is_transient, persistently
 from .history import History, Upload
+from .members import MemberLists
 from .share import Machine
 from .vodozemac_olm import Store, migrate
 
 log = logging.getLogger("communities.crypto")
 DEVICE_NAME = "Communities"
-MEMBER_WRITE_ATTEMPTS = 5
 
 
 class CannotDecrypt(Exception):
@@ -113,6 +108,7 @@ class BotCrypto:
         self.machine.share_keys_min_trust = TrustState.UNVERIFIED
         self.machine.send_keys_min_trust = TrustState.UNVERIFIED
         self._sharing: dict[str, asyncio.Lock] = {}
+        self.members = MemberLists(self.state, client.mxid)
         self._sync_task: asyncio.Future[Any] | None = None
         self._made_device = ""  # the device an earlier, failed set-up attempt made
 
@@ -280,6 +276,7 @@ class BotCrypto:
         event = StateEvent.deserialize(cast(JSON, raw))
         await self.state.update_state(event)
         if event.type == EventType.ROOM_MEMBER:
+            self.members.seen(event)
             await self.machine.handle_member_event(event)
 
     # --- encrypting --------------------------------------------------------------------
@@ -309,17 +306,12 @@ class BotCrypto:
         self, room_id: str, event_type: str, content: dict[str, Any], members: Any
     ) -> dict[str, Any]:
         """Megolm-encrypt. The room's session is shared first if it has to be: a new one with
-        every device of `await members()`, or the current one with newcomers' devices."""
+        every device of `await members()` (the room's first in this process; later ones, of
+        the member list kept since), or the current one with newcomers' devices."""
         room, etype = RoomID(room_id), EventType.find(event_type)
 
         async def everyone() -> list[UserID]:
-            targets: dict[UserID, str] = await members()
-            # The whole member list, also of members who joined before the bot (an adopted
-            # room): a change of any of them (a leave, a new device) concerns the session.
-            await self._record_members(
-                room, {u: Member(membership=Membership(m)) for u, m in targets.items()}
-            )
-            return list(targets)
+            return await self.members.of(room, members)
 
         # One share per room at a time; whoever waited finds the session ready.
         async with self._sharing.setdefault(room_id, asyncio.Lock()):
@@ -331,22 +323,6 @@ class BotCrypto:
                     continue  # a departure rotated the session meanwhile
                 return dict(encrypted.serialize())
         raise EncryptionError(f"no session could be kept for {room_id}: members keep leaving")
-
-    async def _record_members(
-        self, room: RoomID, members: dict[UserID, Member | MemberStateEventContent]
-    ) -> None:
-        """The state store's member list of the room replaced by `members`. The store
-        deletes and then copies the rows; a member event recorded in between (the router's
-        `track_state`, at the same moment) makes the copy collide with it: tried again."""
-        for attempt in range(MEMBER_WRITE_ATTEMPTS):
-            try:
-                await self.state.set_members(room, members)
-                return
-            except (asyncpg.UniqueViolationError, sqlite3.IntegrityError):
-                if attempt == MEMBER_WRITE_ATTEMPTS - 1:
-                    raise
-                log.info("member list of %s written meanwhile; writing it again", room)
-                await asyncio.sleep(0.05 * (attempt + 1))
 
     async def rotate(self, room_id: RoomID) -> None:
         """Forget the room's outgoing Megolm session: the next message starts a new one,
