@@ -27,7 +27,6 @@ import importlib.util
 import logging
 import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -140,36 +139,20 @@ def port_of(address: Any) -> int | None:
         return None
 
 
-def listenable(port: int) -> bool:
-    """Whether a server that sets SO_REUSEADDR (as aiohttp does) could listen on the port.
-
-    Unlike `localhs.port_is_free`, a port whose last connections linger in TIME_WAIT (the
-    appservice's own port, right after the previous run) counts as free.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-        return True
-
-
 def choose_port(
     asked: int | None,
     previous: int | None,
     taken: set[int],
     what: str,
-    is_free: Callable[[int], bool],
 ) -> int:
     """The asked port (it must be free), else the previous run's when free, else a free one."""
     if asked is not None:
         if not 1 <= asked <= 65535:
             raise DemoError(f"--port-{what} {asked} is not a TCP port")
-        if asked in taken or not is_free(asked):
+        if asked in taken or not port_is_free(asked):
             raise DemoError(f"{LOOPBACK}:{asked} is in use; choose another --port-{what}")
         return asked
-    if previous is not None and previous not in taken and is_free(previous):
+    if previous is not None and previous not in taken and port_is_free(previous):
         return previous
     port = free_loopback_port()
     while port in taken:
@@ -187,16 +170,10 @@ def prepare(
     state.root.mkdir(parents=True, exist_ok=True)
     raw = _read_config(state.config) if state.config.exists() else None
     old = raw or {"homeserver": {}, "appservice": {}}
-    # Synapse's port is checked the way LocalSynapse.start checks it before spawning Synapse.
-    hs_port = choose_port(
-        synapse_port, port_of(old["homeserver"].get("address")), set(), "synapse", port_is_free
-    )
+    # Both ports are checked the way LocalSynapse.start checks Synapse's before spawning it.
+    hs_port = choose_port(synapse_port, port_of(old["homeserver"].get("address")), set(), "synapse")
     as_port = choose_port(
-        appservice_port,
-        _int_or_none(old["appservice"].get("port")),
-        {hs_port},
-        "appservice",
-        listenable,
+        appservice_port, _int_or_none(old["appservice"].get("port")), {hs_port}, "appservice"
     )
     wanted = default_config(state, hs_port, as_port)
     if raw is None:
